@@ -1,0 +1,44 @@
+"""microexpr: real-time micro-expression spotting.
+
+The compiled kernels are re-exported here: :func:`estimate_similarity`,
+:func:`warp_affine`, :func:`dense_flow`, :func:`region_stats`,
+:class:`Spectra` and :func:`spectrogram`.
+"""
+
+from .errors import (
+    LandmarkError,
+    MicroexprError,
+    ModelNotFoundError,
+    ParameterError,
+    VideoError,
+)
+from .core import (
+    FLOW_PRESETS,
+    REGION_COLUMNS,
+    RegionStats,
+    Spectra,
+    dense_flow,
+    estimate_similarity,
+    region_stats,
+    spectrogram,
+    warp_affine,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FLOW_PRESETS",
+    "LandmarkError",
+    "MicroexprError",
+    "ModelNotFoundError",
+    "ParameterError",
+    "REGION_COLUMNS",
+    "RegionStats",
+    "Spectra",
+    "VideoError",
+    "dense_flow",
+    "estimate_similarity",
+    "region_stats",
+    "spectrogram",
+    "warp_affine",
+]
