@@ -1,0 +1,57 @@
+"""Command line: score spotted events against ground truth (``microexpr evaluate``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from microexpr.errors import MicroexprError
+from microexpr.evaluate import evaluate_paths
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser for ``TRUTH PRED [--json OUT]``."""
+    parser = argparse.ArgumentParser(
+        prog="microexpr evaluate",
+        description=(
+            "Score spotted expressions against ground truth with the MEGC rule "
+            "(inclusive frame intervals, IoU >= 0.5, one-to-one matching, "
+            "TP/FP/FN summed over videos; predictions <= 0.5 s count as micro)."
+        ),
+    )
+    parser.add_argument("truth", type=Path, help="a *.truth.json file, or a folder of them")
+    parser.add_argument(
+        "pred",
+        type=Path,
+        help="an events.json file, or a folder of <video stem>/events.json or <video stem>.events.json",
+    )
+    parser.add_argument(
+        "--json", dest="json_out", type=Path, metavar="OUT", help="also write the full results as JSON"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation; returns the process exit status (0 ok, 1 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        evaluation = evaluate_paths(args.truth, args.pred)
+    except MicroexprError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(evaluation.summary())
+    if args.json_out is not None:
+        try:
+            args.json_out.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            print(f"error: cannot write {args.json_out}: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
