@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ from . import _core
 __all__ = [
     "FLOW_PRESETS",
     "REGION_COLUMNS",
+    "c_abi_paths",
     "RegionStats",
     "Spectra",
     "dense_flow",
@@ -80,6 +82,16 @@ def warp_affine(
         uint8 output is rounded to nearest.
     """
     return _core.warp_affine(image, M, tuple(size), border=border, fill=float(fill))
+
+
+def c_abi_paths() -> tuple[Path, Path]:
+    """Where the installed C ABI lives: ``(include_dir, lib_dir)``.
+
+    ``include_dir`` holds ``microexpr.h``; ``lib_dir`` the ``libmicroexpr``
+    shared library that native hosts (C programs, the OBS plugin) link.
+    """
+    root = Path(_core.__file__).resolve().parent
+    return root / "include", root / "lib"
 
 
 _flow_cache = threading.local()

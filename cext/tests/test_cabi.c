@@ -1,5 +1,8 @@
 /* Exercises the C ABI end to end, as a native host would. Exit 0 on success. */
 #include <math.h>
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
