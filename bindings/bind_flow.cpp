@@ -65,7 +65,8 @@ py::array compute_py(LockedFlow& self, const py::object& prev, const py::object&
 
 FlowParams make_params(const std::string& preset, const py::object& levels, const py::object& finest_level,
                        const py::object& warps, const py::object& sweeps, const py::object& window,
-                       const py::object& smoothness, const py::object& relaxation) {
+                       const py::object& smoothness, const py::object& relaxation,
+                       const py::object& highpass) {
     FlowParams p = flow_preset(preset);
     if (!levels.is_none()) p.levels = levels.cast<int>();
     if (!finest_level.is_none()) p.finest_level = finest_level.cast<int>();
@@ -74,6 +75,7 @@ FlowParams make_params(const std::string& preset, const py::object& levels, cons
     if (!window.is_none()) p.window = window.cast<int>();
     if (!smoothness.is_none()) p.smoothness = smoothness.cast<float>();
     if (!relaxation.is_none()) p.relaxation = relaxation.cast<float>();
+    if (!highpass.is_none()) p.highpass = highpass.cast<int>();
     return p;
 }
 
@@ -84,14 +86,16 @@ void bind_flow(py::module_& m) {
         .def(py::init([](const std::string& preset, const py::object& levels,
                          const py::object& finest_level, const py::object& warps,
                          const py::object& sweeps, const py::object& window,
-                         const py::object& smoothness, const py::object& relaxation) {
+                         const py::object& smoothness, const py::object& relaxation,
+                         const py::object& highpass) {
                  return new LockedFlow(make_params(preset, levels, finest_level, warps, sweeps,
-                                                   window, smoothness, relaxation));
+                                                   window, smoothness, relaxation, highpass));
              }),
              py::kw_only(), py::arg("preset") = "balanced", py::arg("levels") = py::none(),
              py::arg("finest_level") = py::none(), py::arg("warps") = py::none(),
              py::arg("sweeps") = py::none(), py::arg("window") = py::none(),
-             py::arg("smoothness") = py::none(), py::arg("relaxation") = py::none())
+             py::arg("smoothness") = py::none(), py::arg("relaxation") = py::none(),
+             py::arg("highpass") = py::none())
         .def("compute", &compute_py, py::arg("prev"), py::arg("next"), py::kw_only(),
              py::arg("out") = py::none())
         .def_property_readonly("params", [](const LockedFlow& self) {
@@ -104,6 +108,7 @@ void bind_flow(py::module_& m) {
             d["window"] = p.window;
             d["smoothness"] = p.smoothness;
             d["relaxation"] = p.relaxation;
+            d["highpass"] = p.highpass;
             return d;
         });
     m.attr("MIN_FLOW_SIDE") = kMinFlowSide;

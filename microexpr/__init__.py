@@ -25,9 +25,16 @@ from .core import (
     warp_affine,
 )
 
+from .events import Event, Result
+from .pipeline import Analyzer, analyze
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "Analyzer",
+    "Event",
+    "Result",
+    "analyze",
     "FLOW_PRESETS",
     "LandmarkError",
     "MicroexprError",

@@ -34,6 +34,7 @@ class DenseFlow:
         window: int | None = None,
         smoothness: float | None = None,
         relaxation: float | None = None,
+        highpass: int | None = None,
     ) -> None: ...
     def compute(
         self,

@@ -109,6 +109,7 @@ def dense_flow(
     window: int | None = None,
     smoothness: float | None = None,
     relaxation: float | None = None,
+    highpass: int | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Dense optical flow between two grey face crops.
@@ -141,7 +142,7 @@ def dense_flow(
         ``flow[y, x] = (dx, dy)`` in pixels: where the content of ``prev`` at
         (x, y) is found in ``next``.
     """
-    key = (preset, levels, finest_level, warps, sweeps, window, smoothness, relaxation)
+    key = (preset, levels, finest_level, warps, sweeps, window, smoothness, relaxation, highpass)
     engines = getattr(_flow_cache, "engines", None)
     if engines is None:
         engines = _flow_cache.engines = {}
@@ -156,6 +157,7 @@ def dense_flow(
             window=window,
             smoothness=smoothness,
             relaxation=relaxation,
+            highpass=highpass,
         )
         if len(engines) > 16:
             engines.clear()

@@ -211,6 +211,8 @@ DenseFlow::DenseFlow(const FlowParams& p) : params_(p) {
         throw std::invalid_argument("window must be in [0, 16], got " + std::to_string(p.window));
     if (!(p.smoothness > 0.0f) || !std::isfinite(p.smoothness))
         throw std::invalid_argument("smoothness must be a positive finite number");
+    if (p.highpass < 0 || p.highpass > 64)
+        throw std::invalid_argument("highpass must be in [0, 64], got " + std::to_string(p.highpass));
     if (!(p.relaxation > 0.0f && p.relaxation < 2.0f))
         throw std::invalid_argument("relaxation must be in (0, 2)");
 }
@@ -241,6 +243,17 @@ void DenseFlow::load(const T* prev, const T* next, int w, int h, std::ptrdiff_t 
     }
     standardise(prev, w, h, stride, levels_[0].prev.data());
     standardise(next, w, h, stride, levels_[0].next.data());
+    if (params_.highpass > 0) {
+        // Local mean removal: a lighting gradient that changes between the
+        // frames would otherwise read as motion.
+        const std::size_t n = static_cast<std::size_t>(w) * h;
+        tmp_.resize(n);
+        box_acc_.resize(static_cast<std::size_t>(w));
+        for (auto* img : {&levels_[0].prev, &levels_[0].next}) {
+            detail::box_mean(img->data(), w, h, params_.highpass, tmp_.data(), box_acc_.data());
+            for (std::size_t i = 0; i < n; ++i) (*img)[i] -= tmp_[i];
+        }
+    }
     for (std::size_t l = 1; l < levels_.size(); ++l) {
         const Level& f = levels_[l - 1];
         Level& c = levels_[l];

@@ -43,6 +43,8 @@ struct FlowParams {
     int window = 2;          // radius of the local structure-tensor box
     float smoothness = 0.05f; // weight of the first-order smoothness term
     float relaxation = 1.8f;  // successive over-relaxation factor, in (0, 2)
+    int highpass = 0;         // >0: subtract the local mean over this box radius (px)
+                              // first, removing illumination gradients
 };
 
 // Named speed/accuracy trade-offs: "fast", "balanced", "accurate".

@@ -1,0 +1,448 @@
+"""Frames in, events out: landmarks, alignment, flow, regions, spotting.
+
+:class:`Analyzer` is the streaming engine (``push`` a frame with its
+presentation time, get the events whose offset that frame confirmed);
+:func:`analyze` runs it over a video file. Both use the same engine; the
+offline mode only waits longer before closing an event.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .core import dense_flow, estimate_similarity, region_stats, warp_affine
+from .errors import LandmarkError, ParameterError, VideoError
+from .events import Event, Result
+from .landmarks import FaceLandmarks, eye_aperture, get_scheme
+from .regions import (
+    REFERENCE_REGION,
+    REGION_NAMES,
+    CropGeometry,
+    alignment_template,
+    region_labels,
+    rigid_mask,
+)
+from .spotter import FrameRecord, SpotterConfig, TrackSpotter
+from .tracking import FaceTracker
+
+__all__ = ["Analyzer", "analyze", "StageTimes"]
+
+
+@dataclass
+class StageTimes:
+    """Wall time per stage of the last frames (seconds), for latency reports."""
+
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.samples.setdefault(stage, []).append(seconds)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for stage, values in self.samples.items():
+            v = np.asarray(values) * 1000.0
+            out[stage] = {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
+                          "p99_ms": float(np.percentile(v, 99)), "n": int(v.size)}
+        return out
+
+
+class _Track:
+    """Per-face state: alignment template, spotter, flow buffers."""
+
+    def __init__(self, track_id: int, face: FaceLandmarks, analyzer: "Analyzer") -> None:
+        self.id = track_id
+        self.scheme = get_scheme(face.scheme)
+        self.geometry = analyzer.geometry
+        self.template = alignment_template(face.points, self.scheme, self.geometry)
+        self.align_idx = list(self.scheme.alignment_indices)
+        # Head rotation shows in the rigid points' shape; eye corners move in
+        # blinks, so they are left out of that test.
+        corners = {i for pair in self.scheme.eye_corners.values() for i in pair}
+        self.rigid_idx = [i for i in self.scheme.rigid if i not in corners]
+        self.inner_lip_idx = list(self.scheme.regions["inner_lip"])
+        self.analyzer = analyzer
+        size = analyzer.geometry.size
+        self.flow = np.empty((size, size, 2), np.float32)
+        self.spotter = TrackSpotter(track_id, self.geometry.iod_px, self._region_vectors,
+                                    analyzer.config)
+        self.last_seen = -math.inf
+        self._grid: np.ndarray | None = None
+
+    def _region_vectors(self, ref: FrameRecord, cur: FrameRecord) -> np.ndarray:
+        stages = self.analyzer.stage_times
+        t0 = time.perf_counter()
+        dense_flow(ref.crop, cur.crop, preset=self.analyzer.flow_preset,
+                   highpass=self.analyzer.flow_highpass, out=self.flow)
+        t1 = time.perf_counter()
+        if ref.labels is None:
+            ref.labels = region_labels(ref.points, self.scheme, self.geometry)
+            ys, xs = np.nonzero(rigid_mask(ref.points, self.scheme, self.geometry))
+            ref.rigid = np.stack([xs, ys], axis=1).astype(np.float64)
+        self._remove_head_motion(ref.rigid)
+        stats = region_stats(self.flow, ref.labels, n_regions=len(REGION_NAMES),
+                             reference=REFERENCE_REGION)
+        t2 = time.perf_counter()
+        if stages is not None:
+            stages.add("flow", t1 - t0)
+            stages.add("regions", t2 - t1)
+        return np.nan_to_num(stats.mean_vector)
+
+    def _remove_head_motion(self, rigid_xy: np.ndarray) -> None:
+        """Subtract the similarity motion fitted to the rigid pixels' flow.
+
+        Landmark jitter leaves a small rotation and scale between aligned
+        crops that a mean-vector reference cannot remove.
+        """
+        if rigid_xy is None or len(rigid_xy) < 20:
+            return
+        centre = rigid_xy.mean(axis=0)
+        p = rigid_xy - centre
+        f = self.flow[rigid_xy[:, 1].astype(np.intp), rigid_xy[:, 0].astype(np.intp)].astype(np.float64)
+        # Displacement of a similarity: (a x - b y + tx, b x + a y + ty).
+        n = len(p)
+        A = np.zeros((2 * n, 4))
+        A[:n, 0], A[:n, 1], A[:n, 2] = p[:, 0], -p[:, 1], 1.0
+        A[n:, 0], A[n:, 1], A[n:, 3] = p[:, 1], p[:, 0], 1.0
+        coef, *_ = np.linalg.lstsq(A, np.concatenate([f[:, 0], f[:, 1]]), rcond=None)
+        a, b, tx, ty = coef
+        size = self.geometry.size
+        grid = self._grid
+        if grid is None or grid.shape[0] != size:
+            ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+            grid = self._grid = np.stack([xs, ys], axis=-1)
+        gx = grid[..., 0] - np.float32(centre[0])
+        gy = grid[..., 1] - np.float32(centre[1])
+        self.flow[..., 0] -= np.float32(a) * gx - np.float32(b) * gy + np.float32(tx)
+        self.flow[..., 1] -= np.float32(b) * gx + np.float32(a) * gy + np.float32(ty)
+
+    def align(self, grey: np.ndarray, face: FaceLandmarks) -> tuple[np.ndarray, np.ndarray]:
+        src = np.ascontiguousarray(face.points[self.align_idx], dtype=np.float64)
+        M = estimate_similarity(src, self.template)
+        size = self.geometry.size
+        crop = warp_affine(grey, M, (size, size))
+        points = face.points.astype(np.float64) @ M[:, :2].T + M[:, 2]
+        return crop, points
+
+
+class Analyzer:
+    """Streaming micro-expression spotter.
+
+    Parameters
+    ----------
+    mode : {"streaming", "offline"}
+        Offline waits longer before confirming an offset (fewer split events).
+    max_faces : int
+        Faces tracked per frame.
+    model : path, optional
+        MediaPipe ``face_landmarker.task`` (see :func:`microexpr.landmarks.find_face_model`).
+    detector : {"mediapipe", None}
+        ``None`` when every ``push`` passes its own landmarks.
+    scheme : str
+        Point scheme of caller-supplied landmarks ("mediapipe478" or "ibug68").
+    crop_size : int
+        Side of the aligned face crop, px (96-256).
+    flow_preset : str
+        :func:`microexpr.dense_flow` preset.
+    flow_highpass : int, optional
+        Local-mean radius removed before flow (default crop_size // 20).
+    record_frames : bool
+        Keep the per-frame signal table (``result().frames``).
+    **options
+        :class:`~microexpr.spotter.SpotterConfig` fields (seconds, IOD units).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "streaming",
+        max_faces: int = 1,
+        model: str | Path | None = None,
+        detector: str | None = "mediapipe",
+        scheme: str = "mediapipe478",
+        crop_size: int = 160,
+        flow_preset: str = "balanced",
+        flow_highpass: int | None = None,
+        record_frames: bool = True,
+        time_stages: bool = False,
+        **options: Any,
+    ) -> None:
+        if not 96 <= int(crop_size) <= 256:
+            raise ParameterError(f"crop_size must be in [96, 256], got {crop_size!r}")
+        if detector not in ("mediapipe", None):
+            raise ParameterError(f"detector must be 'mediapipe' or None, got {detector!r}")
+        try:
+            self.config = SpotterConfig.for_mode(mode, **options)
+        except TypeError as error:
+            raise ParameterError(f"unknown option: {error}") from None
+        except ValueError as error:
+            raise ParameterError(str(error)) from None
+        self.mode = mode
+        self.geometry = CropGeometry(size=int(crop_size))
+        self.flow_preset = flow_preset
+        # Lighting gradients change between frames: remove local means over
+        # about a twentieth of the crop before flow.
+        self.flow_highpass = max(2, int(crop_size) // 20) if flow_highpass is None else int(flow_highpass)
+        self.scheme = get_scheme(scheme).name
+        self.record_frames = record_frames
+        self.stage_times = StageTimes() if time_stages else None
+        self._landmarker = None
+        if detector == "mediapipe":
+            from .landmarks import FaceLandmarker
+
+            self._landmarker = FaceLandmarker(model=model, max_faces=max_faces)
+        self._tracker = FaceTracker()
+        self._tracks: dict[int, _Track] = {}
+        self._events: list[Event] = []
+        self._frames: list[dict[str, Any]] = []
+        self._frame_times: list[float] = []
+        self._warnings: list[str] = []
+        self._index = 0
+        self._last_t = -math.inf
+        self._frames_without_face = 0
+
+    # ------------------------------------------------------------------ API
+    def push(
+        self,
+        frame: np.ndarray,
+        t: float,
+        *,
+        landmarks: Sequence[np.ndarray] | None = None,
+        blendshapes: Sequence[dict[str, float] | None] | None = None,
+    ) -> list[Event]:
+        """Analyse one frame.
+
+        Parameters
+        ----------
+        frame : uint8 array (H, W, 3) RGB or (H, W) grey
+        t : float
+            Presentation time, seconds; must increase.
+        landmarks : list of (N, 2) arrays, optional
+            The faces' landmarks in this frame (pixel x, y) in the analyzer's
+            ``scheme``; skips the detector.
+        blendshapes : list of dicts, optional
+            Blendshape scores per face, with ``landmarks``.
+
+        Returns
+        -------
+        events : list of Event
+            Events whose offset this frame confirmed (blinks included).
+        """
+        grey = self._grey(frame)
+        t = float(t)
+        if not math.isfinite(t):
+            raise ParameterError(f"t must be a finite time in seconds, got {t!r}")
+        if t <= self._last_t:
+            raise ParameterError(f"timestamps must increase: got {t} s after {self._last_t} s")
+        self._last_t = t
+        index = self._index
+        self._index += 1
+        self._frame_times.append(t)
+
+        t0 = time.perf_counter()
+        faces = self._faces(frame, t, landmarks, blendshapes)
+        t1 = time.perf_counter()
+        if self.stage_times is not None and landmarks is None:
+            self.stage_times.add("landmarks", t1 - t0)
+        if not faces:
+            self._frames_without_face += 1
+            if self._frames_without_face == 1 and index == 0:
+                pass
+        events: list[Event] = []
+        for track_id, face in self._tracker.update(faces, t):
+            track = self._tracks.get(track_id)
+            if track is None:
+                track = self._tracks[track_id] = _Track(track_id, face, self)
+            track.last_seen = t
+            events.extend(self._push_track(track, grey, face, t, index))
+        events.extend(self._expire_tracks(t))
+        events.sort(key=lambda e: (e.onset, e.track_id))
+        self._events.extend(events)
+        return events
+
+    def flush(self) -> list[Event]:
+        """End of stream: close every pending event and return them."""
+        events: list[Event] = []
+        for track in self._tracks.values():
+            events.extend(track.spotter.flush())
+        events.sort(key=lambda e: (e.onset, e.track_id))
+        self._events.extend(events)
+        return events
+
+    def result(self, video: str | None = None) -> Result:
+        """Everything found so far."""
+        warnings_ = list(self._warnings)
+        if self._index and self._frames_without_face == self._index:
+            warnings_.append("no face was found in any frame")
+        elif self._frames_without_face:
+            warnings_.append(f"no face in {self._frames_without_face} of {self._index} frames")
+        result = Result(frames=list(self._frames), video=video, warnings=warnings_,
+                        frame_times=list(self._frame_times))
+        result.extend(self._events)
+        return result
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self) -> "Analyzer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ internals
+    @staticmethod
+    def _grey(frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            got = f"{frame.dtype} array" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ParameterError(f"frame: expected uint8 array of shape (H, W, 3) RGB or (H, W), got {got}")
+        if frame.ndim == 2:
+            return np.ascontiguousarray(frame)
+        if frame.ndim == 3 and frame.shape[2] == 3:
+            return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        raise ParameterError(f"frame: expected shape (H, W, 3) RGB or (H, W), got {frame.shape}")
+
+    def _faces(self, frame, t, landmarks, blendshapes) -> list[FaceLandmarks]:
+        if landmarks is not None:
+            faces = []
+            for i, points in enumerate(landmarks):
+                shapes = blendshapes[i] if blendshapes is not None and i < len(blendshapes) else None
+                try:
+                    faces.append(FaceLandmarks(np.asarray(points, dtype=np.float32), scheme=self.scheme,
+                                               blendshapes=shapes))
+                except LandmarkError as error:
+                    message = f"t={t:.3f}s: face {i} skipped: {error}"
+                    warnings.warn(message, stacklevel=3)
+                    self._warnings.append(message)
+            return faces
+        if self._landmarker is None:
+            raise ParameterError("this Analyzer has no detector (detector=None): pass landmarks=")
+        image = frame if frame.ndim == 3 else np.repeat(frame[:, :, None], 3, axis=2)
+        return self._landmarker.detect(np.ascontiguousarray(image), t)
+
+    def _push_track(self, track: _Track, grey: np.ndarray, face: FaceLandmarks, t: float,
+                    index: int) -> list[Event]:
+        t0 = time.perf_counter()
+        crop, points = track.align(grey, face)
+        t1 = time.perf_counter()
+        if self.stage_times is not None:
+            self.stage_times.add("alignment", t1 - t0)
+        iod = track.geometry.iod_px
+        aperture = float(np.mean(eye_aperture(face.points, track.scheme)))
+        lip = points[track.inner_lip_idx]
+        lip_gap = float(lip[:, 1].max() - lip[:, 1].min()) / iod
+        mouth_brightness = _box_mean(crop, lip) / max(float(crop.mean()), 1.0)
+        record = FrameRecord(t=t, index=index, crop=crop, points=points,
+                             blendshapes=face.blendshapes)
+        events = track.spotter.push(record, aperture=aperture, lip_gap=lip_gap,
+                                    mouth_brightness=mouth_brightness,
+                                    rigid_shape=points[track.rigid_idx])
+        if self.stage_times is not None:
+            self.stage_times.add("spotting", time.perf_counter() - t1)
+        if self.record_frames:
+            x0, y0, x1, y1 = face.bbox
+            row = {"t": t, "frame": index, "track": track.id, "face_left": x0, "face_top": y0,
+                   "face_right": x1, "face_bottom": y1, "eye_aperture": aperture,
+                   "lip_gap": lip_gap, "mouth_brightness": mouth_brightness}
+            row.update(track.spotter.last_signals)
+            self._frames.append(row)
+        return events
+
+    def _expire_tracks(self, t: float) -> list[Event]:
+        events: list[Event] = []
+        for track_id in list(self._tracks):
+            track = self._tracks[track_id]
+            if t - track.last_seen > self._tracker.max_lost:
+                events.extend(track.spotter.flush())
+                del self._tracks[track_id]
+        return events
+
+
+def _box_mean(image: np.ndarray, points: np.ndarray) -> float:
+    """Mean of ``image`` over the bounding box of ``points`` (NaN when outside)."""
+    h, w = image.shape
+    x0, y0 = np.floor(points.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return float("nan")
+    return float(image[y0:y1, x0:x1].mean())
+
+
+def analyze(
+    path: str | Path,
+    *,
+    progress: bool | Callable[[int, int | None], None] = False,
+    mode: str = "offline",
+    **options: Any,
+) -> Result:
+    """Spot expressions in a video file.
+
+    Parameters
+    ----------
+    path : video file (anything PyAV/FFmpeg decodes)
+    progress : bool or callable(frames_done, frames_total_or_None)
+        ``True`` shows a tqdm bar.
+    mode : {"offline", "streaming"}
+    **options
+        :class:`Analyzer` options.
+
+    Returns
+    -------
+    Result
+        Events (sorted by onset) and the per-frame table. A file that breaks
+        off part-way, or an interrupt (Ctrl-C), keeps what was found, with a
+        warning in ``Result.warnings``.
+    """
+    from .video import VideoTruncatedWarning, open_video
+
+    reader = open_video(path)
+    bar = None
+    callback = progress if callable(progress) else None
+    if progress is True:
+        from tqdm import tqdm
+
+        name = Path(path).name
+        bar = tqdm(total=reader.n_frames, unit="frame",
+                   desc=name if name.isprintable() else repr(name)[1:-1])
+    analyzer = Analyzer(mode=mode, **options)
+    extra_warnings: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", VideoTruncatedWarning)
+            try:
+                for done, frame in enumerate(reader, start=1):
+                    analyzer.push(frame.image, frame.t)
+                    if bar is not None:
+                        bar.update(1)
+                    if callback is not None:
+                        callback(done, reader.n_frames)
+            except VideoError as error:
+                extra_warnings.append(f"decoding stopped: {error}")
+            except KeyboardInterrupt:
+                # Interrupted by the user: keep what was found so far.
+                extra_warnings.append("interrupted: the result covers the frames analysed so far")
+            for w in caught:
+                if issubclass(w.category, VideoTruncatedWarning):
+                    extra_warnings.append(str(w.message))
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        analyzer.flush()
+    finally:
+        if bar is not None:
+            bar.close()
+        reader.close()
+        analyzer.close()
+    result = analyzer.result(video=str(path))
+    result.warnings.extend(extra_warnings)
+    return result

@@ -1,0 +1,637 @@
+"""The spotting engine: one face track's frames in, expression events out.
+
+Per frame the engine measures how far each face region moved relative to a
+reference crop (dense flow, nose-bridge motion subtracted):
+
+* **idle**: the reference is the frame ``detect_lag`` seconds back (never
+  before the last event's offset, so an event does not echo). A region whose
+  displacement exceeds its threshold (a multiple of its own running noise
+  level, with an absolute floor) starts a candidate event.
+* **active**: the reference is frozen at that pre-onset frame (the anchor),
+  so each frame's displacement is the expression's own profile: it rises
+  from zero at the onset, peaks at the apex and returns at the offset. Frames
+  between the anchor and the trigger are back-filled so the onset is found.
+  The event ends when the displacement stays below a fraction of its peak for
+  ``hold`` seconds; it is then classified and emitted (streaming delay =
+  offset confirmation). Movements that never settle within ``max_duration``
+  (pose changes, drift) are dropped.
+
+Nuisances: blinks are found from the eyelid aperture and reported as
+``blink`` events; eye-only movements during a blink are not expressions.
+Speech is found from the lip-aperture spectrum (3-6 Hz energy): mouth and
+chin are ignored while it lasts. Fast head rotation, seen as a change of the
+rigid landmarks' shape after alignment, suspends spotting.
+All windows are in seconds; any frame rate works.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .aus import classify_emotion, estimate_aus
+from .events import Event
+from .regions import GROUP_NAMES, REFERENCE_REGION, REGION_GROUPS, REGION_NAMES
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SpotterConfig", "FrameRecord", "TrackSpotter", "BlinkDetector", "SpeechDetector"]
+
+N_REGIONS = len(REGION_NAMES)
+_GROUP_OF = np.array([GROUP_NAMES.index(REGION_GROUPS[n]) if REGION_GROUPS[n] in GROUP_NAMES else -1
+                      for n in REGION_NAMES])
+_EYES = GROUP_NAMES.index("eyes")
+_MOUTH_GROUPS = {GROUP_NAMES.index("mouth"), GROUP_NAMES.index("chin")}
+
+
+@dataclass(frozen=True)
+class SpotterConfig:
+    """Parameters of the spotting engine (times in seconds, lengths in IOD units).
+
+    ``iod`` is the inter-ocular distance of the aligned crop; displacement
+    thresholds scale with it so any crop size works.
+    """
+
+    detect_lag: float = 0.2
+    anchor_lag: float = 0.35
+    noise_factor: float = 4.0
+    floor: float = 0.012
+    end_fraction: float = 0.15
+    hold: float = 0.1
+    max_duration: float = 4.5
+    stale_time: float = 1.0
+    split_still: float = 0.3
+    common_percentile: float = 25.0
+    min_duration: float = 0.03
+    micro_max: float = 0.5
+    noise_window: float = 8.0
+    warmup: float = 1.0
+    backfill_rate: float = 60.0
+    au_scale: float = 0.03
+    region_fraction: float = 0.35
+    head_turn: float = 0.03
+    head_window: float = 0.15
+    speech_power: float = 2.0e-5
+    blink_ratio: float = 0.72
+    min_au: float = 0.1
+
+    @classmethod
+    def for_mode(cls, mode: str, **overrides) -> "SpotterConfig":
+        """Streaming defaults, or offline ones that wait longer before closing an event."""
+        if mode not in ("streaming", "offline"):
+            raise ValueError(f"mode must be 'streaming' or 'offline', got {mode!r}")
+        base = cls() if mode == "streaming" else cls(hold=0.2)
+        return replace(base, **overrides)
+
+
+@dataclass
+class FrameRecord:
+    """What the engine keeps of one frame."""
+
+    t: float
+    index: int
+    crop: np.ndarray
+    points: np.ndarray  # landmarks in crop coordinates
+    blendshapes: dict[str, float] | None = None
+    labels: np.ndarray | None = None
+    rigid: np.ndarray | None = None  # (M, 2) pixel coordinates of the rigid mask
+    eyes_closing: bool = False  # eyelids lower than usual (a blink under way)
+
+
+class BlinkDetector:
+    """Eyelid closures from the eye aspect ratio against its running median."""
+
+    def __init__(self, ratio: float, window: float = 3.0) -> None:
+        self.ratio = ratio
+        self.window = window
+        self._history: deque[tuple[float, float]] = deque()
+        self._closing_since: float | None = None
+        self._min_ratio = 1.0
+        self._min_t = 0.0
+        self.blinks: list[tuple[float, float, float]] = []  # onset, apex, offset
+
+    def baseline(self) -> float | None:
+        if len(self._history) < 5:
+            return None
+        return float(np.median([a for _, a in self._history]))
+
+    def partly_closed(self, aperture: float, ratio: float = 0.88) -> bool:
+        """Eyelids noticeably lower than their running median."""
+        base = self.baseline()
+        return base is not None and math.isfinite(aperture) and aperture < ratio * base
+
+    def push(self, t: float, aperture: float) -> tuple[float, float, float] | None:
+        """Add one aperture sample; returns (onset, apex, offset) when a blink ends."""
+        finished = None
+        base = self.baseline()
+        if base is not None and base > 1e-6 and math.isfinite(aperture):
+            r = aperture / base
+            if r < self.ratio:
+                if self._closing_since is None:
+                    self._closing_since = self._last_open_t if hasattr(self, "_last_open_t") else t
+                    self._min_ratio, self._min_t = r, t
+                elif r < self._min_ratio:
+                    self._min_ratio, self._min_t = r, t
+            elif self._closing_since is not None and r > 0.9 * 1.0:
+                finished = (self._closing_since, self._min_t, t)
+                self.blinks.append(finished)
+                self._closing_since = None
+        if math.isfinite(aperture):
+            if self._closing_since is None:
+                self._last_open_t = t
+                self._history.append((t, aperture))
+            while self._history and self._history[0][0] < t - self.window:
+                self._history.popleft()
+        return finished
+
+    @property
+    def closing(self) -> bool:
+        return self._closing_since is not None
+
+    def overlaps(self, start: float, end: float, margin: float = 0.05) -> bool:
+        if self._closing_since is not None and end >= self._closing_since - margin:
+            return True
+        return any(on - margin <= end and start <= off + margin for on, _, off in self.blinks[-20:])
+
+
+class SpeechDetector:
+    """Speech-like mouth motion: 3-6.5 Hz energy of the mouth signals.
+
+    Two channels: the lip aperture from landmarks (IOD units) and the mouth's
+    mean brightness relative to the face (opening shows teeth and shadow),
+    which still moves when a landmark model smooths small lip motion away.
+    """
+
+    def __init__(self, power: float, rate: float = 30.0, window: float = 1.0,
+                 brightness_power: float = 4e-5) -> None:
+        from .core import Spectra
+
+        self.power = np.array([power, brightness_power])
+        self._spectra = Spectra(2, rate=rate, window=window, bands=[(0.3, 2.0), (3.0, 6.5)])
+        self._active_until = -math.inf
+        self.energy = np.zeros(2)
+        self._values = np.zeros(2)
+        self._last_t = -math.inf
+
+    def push(self, t: float, lip_gap: float, mouth_brightness: float) -> bool:
+        if math.isfinite(lip_gap) and math.isfinite(mouth_brightness) and t > self._last_t:
+            self._values[0] = lip_gap
+            self._values[1] = mouth_brightness
+            e = self._spectra.push(t, self._values)
+            self._last_t = t
+            self.energy = e[:, 1].copy()
+            if np.any((e[:, 1] > self.power) & (e[:, 1] > 0.5 * e[:, 0])):
+                self._active_until = t + 0.5
+        return t <= self._active_until
+
+    def active_at(self, t: float) -> bool:
+        return t <= self._active_until
+
+
+FlowFn = Callable[[FrameRecord, FrameRecord], np.ndarray]
+
+
+def _shape_change(before: np.ndarray, after: np.ndarray) -> float:
+    """RMS residual (px) of ``after`` against ``before`` moved by the best similarity.
+
+    Head rotation out of the image plane changes the rigid points' layout;
+    in-plane motion and alignment jitter do not.
+    """
+    from .core import estimate_similarity
+
+    src = np.ascontiguousarray(before, dtype=np.float64)
+    dst = np.ascontiguousarray(after, dtype=np.float64)
+    M = estimate_similarity(src, dst)
+    moved = src @ M[:, :2].T + M[:, 2]
+    return float(np.sqrt(np.mean(np.sum((moved - dst) ** 2, axis=1))))
+
+
+def _oscillates(signals: np.ndarray, times: Sequence[float], *, min_cycles: int = 3,
+                period: tuple[float, float] = (0.14, 0.36)) -> bool:
+    """Whether the strongest of ``signals`` (T, K) swings up and down like speech.
+
+    An expression rises and falls once; speech opens and closes the mouth at
+    3-6.5 Hz. Counts prominent peaks of the most varying column and checks
+    their spacing.
+    """
+    if signals.ndim != 2 or signals.shape[0] < 6 or signals.shape[1] == 0:
+        return False
+    column = signals[:, int(np.argmax(np.ptp(signals, axis=0)))]
+    span = float(np.ptp(column))
+    if span <= 0:
+        return False
+    t = np.asarray(times, dtype=np.float64)
+    peaks = []
+    for sign in (1.0, -1.0):
+        x = sign * column
+        for i in range(1, len(x) - 1):
+            if x[i] >= x[i - 1] and x[i] > x[i + 1]:
+                left, right = x[: i + 1].min(), x[i:].min()
+                lo = max(x[max(0, i - 12): i + 1].min(), x[i: i + 13].min())
+                if x[i] - lo > 0.3 * span:
+                    peaks.append(t[i])
+                    _ = (left, right)
+        if len(peaks) >= min_cycles:
+            gaps = np.diff(sorted(peaks))
+            if np.median(gaps) >= period[0] and np.median(gaps) <= period[1]:
+                return True
+        peaks = []
+    return False
+
+
+@dataclass
+class _Candidate:
+    anchor: FrameRecord
+    trigger_t: float
+    times: list[float] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    records: list[FrameRecord] = field(default_factory=list)
+    acts: list[float] = field(default_factory=list)
+    still_since: float | None = None
+
+
+class TrackSpotter:
+    """Streaming spotter for one face track.
+
+    Parameters
+    ----------
+    track_id : int
+    iod : float
+        Inter-ocular distance of the aligned crop, px.
+    region_vectors : callable(ref, cur) -> (R, 2) array
+        Mean displacement of each region of :data:`REGION_NAMES` from ``ref``
+        to ``cur`` (reference region subtracted); the pipeline computes it
+        with dense flow and region statistics.
+    config : SpotterConfig
+    """
+
+    def __init__(self, track_id: int, iod: float, region_vectors: FlowFn,
+                 config: SpotterConfig | None = None) -> None:
+        self.track_id = track_id
+        self.iod = iod
+        self.config = config or SpotterConfig()
+        self._vectors = region_vectors
+        self._buffer: deque[FrameRecord] = deque()
+        self._noise: deque[tuple[float, np.ndarray]] = deque()
+        self._noise_level = np.full(N_REGIONS, np.nan)
+        self._idle_acts: deque[tuple[float, float]] = deque()
+        self._idle_level = 0.5
+        self._noise_updated = -math.inf
+        self._last_offset = -math.inf
+        self._candidate: _Candidate | None = None
+        self._below_since: float | None = None
+        self._suspended_until = -math.inf
+        self._start_t: float | None = None
+        self._rigid_history: deque[tuple[float, np.ndarray]] = deque()
+        self.blinks = BlinkDetector(self.config.blink_ratio)
+        self.speech = SpeechDetector(self.config.speech_power)
+        self.last_signals: dict[str, float] = {}
+
+    # ------------------------------------------------------------ thresholds
+    def _thresholds(self, age: float | None = None) -> np.ndarray:
+        """Per-region displacement thresholds for frames ``age`` seconds apart.
+
+        Noise is measured at ``detect_lag``; slow drift makes it grow about as
+        the square root of the time between the compared frames.
+        """
+        floor = self.config.floor * self.iod
+        level = np.where(np.isfinite(self._noise_level), self._noise_level, 0.0)
+        thr = np.maximum(floor, self.config.noise_factor * level)
+        lag = self.config.detect_lag
+        if age is not None and age > lag:
+            thr = thr * math.sqrt(age / lag)
+        return thr
+
+    def _update_noise(self, t: float, magnitudes: np.ndarray, activity: float) -> None:
+        self._noise.append((t, magnitudes))
+        self._idle_acts.append((t, activity))
+        while self._noise and self._noise[0][0] < t - self.config.noise_window:
+            self._noise.popleft()
+        while self._idle_acts and self._idle_acts[0][0] < t - self.config.noise_window:
+            self._idle_acts.popleft()
+        if t - self._noise_updated > 0.25 and len(self._noise) >= 5:
+            self._noise_level = np.median(np.stack([m for _, m in self._noise]), axis=0)
+            # Activity that still counts as "back to neutral" when ending an event.
+            self._idle_level = float(np.percentile([a for _, a in self._idle_acts], 80))
+            self._noise_updated = t
+
+    # ------------------------------------------------------------ per frame
+    def push(self, record: FrameRecord, *, aperture: float, lip_gap: float,
+             mouth_brightness: float, rigid_shape: np.ndarray | None) -> list[Event]:
+        """Process one frame; returns events whose offset this frame confirmed."""
+        cfg = self.config
+        t = record.t
+        if self._start_t is None:
+            self._start_t = t
+        events: list[Event] = []
+        record.eyes_closing = self.blinks.partly_closed(aperture)
+        if record.eyes_closing:
+            # Landmarks react late to lids starting to fall: flag the frames
+            # just before too, so none of them becomes a reference.
+            for rec in reversed(self._buffer):
+                if rec.t < t - 0.12:
+                    break
+                rec.eyes_closing = True
+        blink = self.blinks.push(t, aperture)
+        if blink is not None:
+            events.append(Event(onset=blink[0], apex=blink[1], offset=blink[2], kind="blink",
+                                regions=["eyes"], subtle=True, track_id=self.track_id,
+                                confidence=1.0, detected_at=t))
+        speaking = self.speech.push(t, lip_gap, mouth_brightness)
+        if rigid_shape is not None:
+            # Out-of-plane head rotation: the rigid points' layout changed
+            # noticeably within the last ~0.15 s.
+            self._rigid_history.append((t, rigid_shape))
+            while len(self._rigid_history) > 2 and self._rigid_history[1][0] <= t - cfg.head_window:
+                self._rigid_history.popleft()
+            then = self._rigid_history[0]
+            if then[0] < t and _shape_change(then[1], rigid_shape) / self.iod > cfg.head_turn:
+                self._suspended_until = t + 0.2
+
+        self._buffer.append(record)
+        horizon = t - max(cfg.max_duration, cfg.detect_lag) - 1.0
+        while len(self._buffer) > 2 and self._buffer[0].t < horizon and \
+                (self._candidate is None or self._buffer[0] is not self._candidate.anchor):
+            self._buffer.popleft()
+
+        if t < self._suspended_until:
+            # Frames of a head turn do not compare with the others: skip them
+            # (an active candidate resumes afterwards, or runs out of time).
+            self.last_signals = {"state": 2.0}
+            return events
+        if self._candidate is None:
+            ref = self._idle_reference(t)
+            if ref is None or ref is record:
+                self.last_signals = {"state": 0.0}
+                return events
+            vec = self._vectors(ref, record)
+            mag = np.hypot(vec[:, 0], vec[:, 1])
+            thr = self._thresholds()
+            ratio = self._ratios(mag, thr)
+            ratio[REFERENCE_REGION] = 0.0
+            self._mask_nuisances(ratio, t, speaking, ref.eyes_closing or record.eyes_closing)
+            self._record_signals(mag, ratio, 0.0)
+            warm = t - self._start_t >= cfg.warmup
+            if warm and np.nanmax(ratio) > 1.0:
+                anchor = self._lag_reference(t, not_before=self._last_offset, lag=cfg.anchor_lag)
+                if anchor is not None and anchor.t < ref.t:
+                    vec = self._vectors(anchor, record)
+                    ref = anchor
+                self._start(ref, record, vec, t)
+            else:
+                self._update_noise(t, mag, float(np.nanmax(ratio)))
+            return events
+        events.extend(self._continue(record, speaking))
+        return events
+
+    def flush(self) -> list[Event]:
+        """Close a pending event at the end of the stream."""
+        if self._candidate is None or not self._candidate.times:
+            self._candidate = None
+            return []
+        event = self._finish(self._candidate, len(self._candidate.times) - 1, self._candidate.times[-1])
+        self._candidate = None
+        return [event] if event is not None else []
+
+    # ------------------------------------------------------------ internals
+    def _idle_reference(self, t: float) -> FrameRecord | None:
+        """The latest frame at least ``detect_lag`` back, after the last event,
+        with open eyes (falls back to the oldest usable frame)."""
+        target = t - self.config.detect_lag
+        ref = None
+        for rec in self._buffer:
+            if rec.t < self._last_offset:
+                continue
+            if rec.t > target and ref is not None:
+                break
+            if not rec.eyes_closing or ref is None:
+                ref = rec
+        return ref
+
+    def _ratios(self, mag: np.ndarray, thr: np.ndarray) -> np.ndarray:
+        """Region displacement over threshold, less what all regions share.
+
+        Lighting changes and alignment error move the whole face a little;
+        an expression moves some regions. The lower quartile over regions
+        estimates the shared part.
+        """
+        ratio = mag / thr
+        ratio[REFERENCE_REGION] = np.nan
+        common = float(np.nanpercentile(ratio, self.config.common_percentile))
+        ratio = np.maximum(ratio - common, 0.0)
+        ratio[REFERENCE_REGION] = 0.0
+        return ratio
+
+    def _lag_reference(self, t: float, not_before: float, lag: float | None = None) -> FrameRecord | None:
+        """Frame about ``lag`` (default ``detect_lag``) back with open eyes, not before ``not_before``."""
+        target = t - (self.config.detect_lag if lag is None else lag)
+        ref = None
+        for rec in self._buffer:
+            if rec.t < not_before:
+                continue
+            if rec.t > target and ref is not None:
+                break
+            if not rec.eyes_closing or ref is None:
+                ref = rec
+        return ref
+
+    def _mask_nuisances(self, ratio: np.ndarray, t: float, speaking: bool,
+                        eyes_closing: bool = False) -> None:
+        if eyes_closing or self.blinks.closing or self.blinks.overlaps(t - 0.05, t):
+            ratio[_GROUP_OF == _EYES] = 0.0
+        if speaking:
+            ratio[np.isin(_GROUP_OF, list(_MOUTH_GROUPS))] = 0.0
+
+    def _record_signals(self, mag: np.ndarray, ratio: np.ndarray, state: float) -> None:
+        signals = {"state": state, "activity": float(np.nanmax(ratio)) if ratio.size else 0.0,
+                   "speech_lips": float(self.speech.energy[0]),
+                   "speech_brightness": float(self.speech.energy[1])}
+        for name, m in zip(REGION_NAMES, mag):
+            signals[f"disp_{name}"] = float(m)
+        self.last_signals = signals
+
+    def _start(self, anchor: FrameRecord, record: FrameRecord, vec: np.ndarray, t: float) -> None:
+        cand = _Candidate(anchor=anchor, trigger_t=t)
+        # Back-fill the frames between the anchor and the trigger.
+        between = [r for r in self._buffer if anchor.t < r.t < record.t]
+        step = 1.0 / self.config.backfill_rate
+        last = -math.inf
+        for i, rec in enumerate(between):
+            near_trigger = record.t - rec.t < 0.15
+            if near_trigger or rec.t - last >= step:
+                cand.times.append(rec.t)
+                cand.vectors.append(self._vectors(anchor, rec))
+                cand.records.append(rec)
+                last = rec.t
+        cand.times.append(t)
+        cand.vectors.append(vec)
+        cand.records.append(record)
+        cand.acts = [self._activity(v, r.t, False, r.eyes_closing or anchor.eyes_closing,
+                                    age=r.t - anchor.t)[1]
+                     for v, r in zip(cand.vectors, cand.records)]
+        if log.isEnabledFor(logging.DEBUG):
+            ratio = np.hypot(vec[:, 0], vec[:, 1]) / self._thresholds()
+            top = np.argsort(ratio)[::-1][:3]
+            log.debug("start at %.2f (anchor %.2f): %s", t, anchor.t,
+                      ", ".join(f"{REGION_NAMES[i]}={ratio[i]:.2f}" for i in top))
+        self._candidate = cand
+        self._below_since = None
+
+    def _activity(self, vec: np.ndarray, t: float, speaking: bool,
+                  eyes_closing: bool = False, age: float | None = None) -> tuple[np.ndarray, float]:
+        mag = np.hypot(vec[:, 0], vec[:, 1])
+        ratio = self._ratios(mag, self._thresholds(age))
+        ratio[REFERENCE_REGION] = 0.0
+        self._mask_nuisances(ratio, t, speaking, eyes_closing)
+        return ratio, float(np.nanmax(ratio))
+
+    def _continue(self, record: FrameRecord, speaking: bool) -> list[Event]:
+        cfg = self.config
+        cand = self._candidate
+        assert cand is not None
+        t = record.t
+        vec = self._vectors(cand.anchor, record)
+        cand.times.append(t)
+        cand.vectors.append(vec)
+        cand.records.append(record)
+        ratio, act = self._activity(vec, t, speaking, record.eyes_closing or cand.anchor.eyes_closing,
+                                    age=t - cand.anchor.t)
+        self._record_signals(np.hypot(vec[:, 0], vec[:, 1]), ratio, 1.0)
+        cand.acts.append(act)
+        acts = cand.acts
+        peak = max(acts)
+        level = self._end_level(peak)
+        # Smooth over ~0.07 s so one noisy frame neither ends nor prolongs an event.
+        recent = [a for a, tt in zip(acts, cand.times) if tt >= t - 0.07]
+        if float(np.median(recent)) < level:
+            if self._below_since is None:
+                self._below_since = t
+            if t - self._below_since >= cfg.hold:
+                end_index = next(i for i, tt in enumerate(cand.times) if tt >= self._below_since)
+                event = self._finish(cand, end_index, t, acts=acts)
+                log.debug("end at %.2f -> %s", cand.times[end_index], event and (event.kind, round(event.onset, 2)))
+                self._candidate = None
+                self._last_offset = cand.times[end_index]
+                return [event] if event is not None else []
+        else:
+            self._below_since = None
+        # The short-lag activity tells whether the face is moving now. After
+        # a still spell, a new movement starts a new candidate (anchored just
+        # before it) so one long candidate cannot swallow later events; a
+        # long still spell away from the anchor is a pose, lighting or drift
+        # shift. Either way keep a rise-and-fall that happened before.
+        lag_ref = self._lag_reference(t, not_before=cand.anchor.t)
+        if lag_ref is not None and lag_ref is not record:
+            lag_vec = self._vectors(lag_ref, record)
+            lag_act = self._activity(lag_vec, t, speaking,
+                                     record.eyes_closing or lag_ref.eyes_closing)[1]
+            moving = lag_act >= 1.0
+            if moving and cand.still_since is not None and t - cand.still_since >= cfg.split_still:
+                self._candidate = None
+                self._last_offset = cand.still_since
+                log.debug("candidate from %.2f split at %.2f (new movement)", cand.anchor.t, t)
+                events = self._salvage(cand, t)
+                self._start(lag_ref, record, lag_vec, t)
+                return events
+            if moving:
+                cand.still_since = None
+            elif cand.still_since is None:
+                cand.still_since = t
+            if cand.still_since is not None and t - cand.still_since >= cfg.stale_time:
+                self._candidate = None
+                self._last_offset = t
+                log.debug("candidate from %.2f went stale at %.2f", cand.anchor.t, t)
+                return self._salvage(cand, t)
+        if t - cand.anchor.t > cfg.max_duration:
+            # Never settled: a pose change or drift, unless it peaked and fell.
+            self._candidate = None
+            self._last_offset = t
+            log.debug("candidate from %.2f exceeded max_duration", cand.anchor.t)
+            return self._salvage(cand, t)
+        return []
+
+    def _salvage(self, cand: _Candidate, now: float) -> list[Event]:
+        """An interrupted candidate: keep it if it clearly peaked and fell back halfway."""
+        acts = np.asarray(cand.acts)
+        if acts.size < 2:
+            return []
+        apex_i = int(np.argmax(acts))
+        after = acts[apex_i:]
+        fell = after < 0.5 * acts[apex_i]
+        if not fell.any():
+            return []
+        event = self._finish(cand, apex_i + int(np.argmax(fell)), now)
+        return [event] if event is not None else []
+
+    def _end_level(self, peak: float) -> float:
+        return max(self.config.end_fraction * peak, 1.1 * self._idle_level, 0.5)
+
+    def _finish(self, cand: _Candidate, end_index: int, now: float,
+                acts: Sequence[float] | None = None) -> Event | None:
+        cfg = self.config
+        acts = np.asarray((cand.acts if acts is None else acts)[: end_index + 1])
+        if acts.size == 0:
+            return None
+        apex_i = int(np.argmax(acts))
+        peak = float(acts[apex_i])
+        level = self._end_level(peak)
+        onset_i = apex_i
+        while onset_i > 0 and acts[onset_i - 1] >= level:
+            onset_i -= 1
+        # The onset is the last still frame before the movement.
+        onset_t = cand.times[onset_i - 1] if onset_i > 0 else cand.anchor.t
+        offset_t = cand.times[end_index]
+        apex_t = cand.times[apex_i]
+        if offset_t - onset_t < cfg.min_duration:
+            log.debug("drop %.2f-%.2f: shorter than min_duration", onset_t, offset_t)
+            return None
+
+        vectors = np.stack(cand.vectors[: end_index + 1])
+        mags = np.hypot(vectors[..., 0], vectors[..., 1])
+        thr = self._thresholds(age=apex_t - cand.anchor.t)
+        region_peak = np.nanmax(mags, axis=0) / thr
+        region_peak[REFERENCE_REGION] = 0.0
+        active = (region_peak >= 1.0) & (region_peak >= cfg.region_fraction * np.nanmax(region_peak))
+        mouth = np.isin(_GROUP_OF, list(_MOUTH_GROUPS))
+        if self.speech.active_at(apex_t) or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
+            active &= ~mouth
+        blinking = self.blinks.overlaps(onset_t, offset_t)
+        groups = sorted({GROUP_NAMES[g] for g in _GROUP_OF[active] if g >= 0})
+        if blinking and groups and set(groups) <= {"eyes", "brows"} and "brows" not in groups:
+            log.debug("drop %.2f-%.2f: the blink itself", onset_t, offset_t)
+            return None  # already reported as a blink
+        if blinking and "eyes" in groups and len(groups) > 1:
+            active &= _GROUP_OF != _EYES
+            groups = [g for g in groups if g != "eyes"]
+        if not groups:
+            log.debug("drop %.2f-%.2f: no region left (speech/blink masked)", onset_t, offset_t)
+            return None
+
+        apex_vec = vectors[apex_i]
+        blend_delta = None
+        onset_rec = cand.records[max(onset_i - 1, 0)]
+        apex_rec = cand.records[apex_i]
+        base_blend = cand.anchor.blendshapes or onset_rec.blendshapes
+        if base_blend and apex_rec.blendshapes:
+            blend_delta = {k: apex_rec.blendshapes[k] - base_blend.get(k, 0.0)
+                           for k in apex_rec.blendshapes}
+        aus, asymmetry = estimate_aus(apex_vec, scale=cfg.au_scale * self.iod, active=active,
+                                      blendshape_delta=blend_delta)
+        if max(aus.values(), default=0.0) < cfg.min_au:
+            log.debug("drop %.2f-%.2f: no AU explains the motion %s", onset_t, offset_t, groups)
+            return None  # gaze shift or noise
+        emotion, emotion_conf = classify_emotion(aus, asymmetry, groups=groups)
+        duration = offset_t - onset_t
+        kind = "micro" if duration <= cfg.micro_max + 1e-9 else "macro"
+        confidence = float(1.0 - math.exp(-(peak - 1.0) / 2.0)) if peak > 1.0 else 0.0
+        return Event(onset=onset_t, apex=apex_t, offset=offset_t, kind=kind,
+                     subtle=len(groups) == 1, regions=groups, aus=aus, emotion=emotion,
+                     confidence=confidence, track_id=self.track_id,
+                     emotion_confidence=float(emotion_conf),
+                     peak=float(np.nanmax(mags[apex_i][np.arange(N_REGIONS) != REFERENCE_REGION])),
+                     detected_at=now)
