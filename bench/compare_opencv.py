@@ -68,7 +68,8 @@ def print_targets(results: list[FlowSizeResult]) -> list[dict]:
         print(f"  (a) not checked: it applies at {TARGET_SIZES} px, none measured")
     checks = flow_checks(results)
     for c in checks:
-        print(f"  {'PASS' if c['pass'] else 'FAIL'}  {c['check']}: {c['measured']:.2f}x (limit {c['limit']:.2f}x)")
+        verdict = "PASS" if c["pass"] else "FAIL"
+        print(f"  {verdict}  {c['check']}: {c['measured']:.2f}x (limit {c['limit']:.2f}x)")
     passed = sum(c["pass"] for c in checks)
     print(f"  {passed} of {len(checks)} checks pass")
     return checks

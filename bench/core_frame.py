@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 import microexpr
-from microexpr.benchmark import (  # noqa: F401  (re-exported for bench/test_bench_core.py)
+from microexpr.benchmark import (
     CROP_SIDE,
     FPS,
     FRAME_SIZE,
@@ -61,9 +61,17 @@ from microexpr.benchmark import (  # noqa: F401  (re-exported for bench/test_ben
     per_call_floor_ms,
 )
 from microexpr.benchmark import BOX_REGION_NAMES as REGION_NAMES
-from microexpr.benchmark import NOSE_BOX as NOSE_REGION  # noqa: F401
+from microexpr.benchmark import NOSE_BOX as NOSE_REGION
 from microexpr.benchmark import summarise_stages as summarise
 from microexpr.benchmark import time_core_presets
+
+# Re-exported: bench/test_bench_core.py builds its inputs from these.
+__all__ = [
+    "CROP_SIDE", "FPS", "FRAME_SIZE", "N_SPECTRA_CHANNELS", "NOSE_REGION", "REFERENCE_LAG", "REGION_NAMES",
+    "SPECTRA_BANDS", "SPECTRA_WINDOW", "TARGET_TOTAL_MS", "FrameCore", "MovedFrame", "canonical_points",
+    "face_frame", "face_points", "face_regions", "head_motion", "landmark_points", "main", "moved_frames",
+    "per_call_floor_ms", "run", "summarise",
+]
 
 
 def run(n_frames: int, *, warmup: int, seed: int) -> dict:

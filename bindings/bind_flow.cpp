@@ -50,7 +50,10 @@ py::array compute_py(LockedFlow& self, const py::object& prev, const py::object&
                      const py::object& out_obj) {
     py::array_t<float, py::array::c_style> out;
     if (out_obj.is_none()) {
-        if (!py::isinstance<py::array>(prev) || py::reinterpret_borrow<py::array>(prev).ndim() != 2)
+        if (!py::isinstance<py::array>(prev))
+            throw py::type_error("prev: expected uint8 or float32 array of shape (H, W), got " +
+                                 py_bind::describe(prev));
+        if (py::reinterpret_borrow<py::array>(prev).ndim() != 2)
             throw std::invalid_argument("prev: expected uint8 or float32 array of shape (H, W), got " +
                                   py_bind::describe(prev));
         auto a = py::reinterpret_borrow<py::array>(prev);
@@ -68,14 +71,24 @@ FlowParams make_params(const std::string& preset, const py::object& levels, cons
                        const py::object& smoothness, const py::object& relaxation,
                        const py::object& highpass) {
     FlowParams p = flow_preset(preset);
-    if (!levels.is_none()) p.levels = levels.cast<int>();
-    if (!finest_level.is_none()) p.finest_level = finest_level.cast<int>();
-    if (!warps.is_none()) p.warps = warps.cast<int>();
-    if (!sweeps.is_none()) p.sweeps = sweeps.cast<int>();
-    if (!window.is_none()) p.window = window.cast<int>();
-    if (!smoothness.is_none()) p.smoothness = smoothness.cast<float>();
-    if (!relaxation.is_none()) p.relaxation = relaxation.cast<float>();
-    if (!highpass.is_none()) p.highpass = highpass.cast<int>();
+    auto as_int = [](const py::object& o, const char* name) {
+        if (!py::isinstance<py::int_>(o) || py::isinstance<py::bool_>(o))
+            throw py::type_error(std::string(name) + ": expected an int, got " + py_bind::describe(o));
+        return o.cast<int>();
+    };
+    auto as_float = [](const py::object& o, const char* name) {
+        if (!(py::isinstance<py::float_>(o) || py::isinstance<py::int_>(o)) || py::isinstance<py::bool_>(o))
+            throw py::type_error(std::string(name) + ": expected a number, got " + py_bind::describe(o));
+        return o.cast<float>();
+    };
+    if (!levels.is_none()) p.levels = as_int(levels, "levels");
+    if (!finest_level.is_none()) p.finest_level = as_int(finest_level, "finest_level");
+    if (!warps.is_none()) p.warps = as_int(warps, "warps");
+    if (!sweeps.is_none()) p.sweeps = as_int(sweeps, "sweeps");
+    if (!window.is_none()) p.window = as_int(window, "window");
+    if (!smoothness.is_none()) p.smoothness = as_float(smoothness, "smoothness");
+    if (!relaxation.is_none()) p.relaxation = as_float(relaxation, "relaxation");
+    if (!highpass.is_none()) p.highpass = as_int(highpass, "highpass");
     return p;
 }
 

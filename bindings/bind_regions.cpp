@@ -16,6 +16,8 @@ py::array region_stats_py(const py::object& flow_obj, const py::object& labels_o
     if (h < 1 || w < 1) throw std::invalid_argument("flow is empty");
     const std::string shape = "(" + std::to_string(h) + ", " + std::to_string(w) + ")";
     auto labels = expect<std::int32_t>(labels_obj, "labels", ("int32 array of shape " + shape).c_str(), {h, w});
+    if (!reference.is_none() && (!py::isinstance<py::int_>(reference) || py::isinstance<py::bool_>(reference)))
+        throw py::type_error("reference: expected a region index (int) or None, got " + py_bind::describe(reference));
     const int ref = reference.is_none() ? -1 : reference.cast<int>();
     if (!reference.is_none() && ref < 0)
         throw std::invalid_argument("reference must be a region index >= 0 or None, got " + std::to_string(ref));

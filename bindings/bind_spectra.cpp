@@ -21,6 +21,9 @@ struct LockedSpectra {
 std::vector<Band> to_bands(const py::object& obj) {
     std::vector<Band> bands;
     for (const py::handle& item : obj) {
+        if (py::len(item) != 2)
+            throw py::type_error("bands: expected (lo, hi) pairs in Hz, got " +
+                                 std::string(py::str(py::repr(item))));
         auto pair = item.cast<std::pair<double, double>>();
         bands.push_back({pair.first, pair.second});
     }
@@ -45,7 +48,10 @@ py::tuple spectrogram_py(const py::object& t_obj, const py::object& x_obj, doubl
     auto t = expect<double>(t_obj, "t", "float64 array of shape (N,)", {-1});
     const py::ssize_t n = t.shape(0);
     const std::string n_str = std::to_string(n);
-    if (!py::isinstance<py::array>(x_obj) || (py::reinterpret_borrow<py::array>(x_obj).ndim() != 1 &&
+    if (!py::isinstance<py::array>(x_obj))
+        throw py::type_error("x: expected float64 array of shape (" + n_str + ",) or (C, " + n_str + "), got " +
+                             py_bind::describe(x_obj));
+    if ((py::reinterpret_borrow<py::array>(x_obj).ndim() != 1 &&
                                               py::reinterpret_borrow<py::array>(x_obj).ndim() != 2))
         throw std::invalid_argument("x: expected float64 array of shape (" + n_str + ",) or (C, " + n_str +
                               "), got " + py_bind::describe(x_obj));
@@ -53,6 +59,7 @@ py::tuple spectrogram_py(const py::object& t_obj, const py::object& x_obj, doubl
     auto x = multi ? expect<double>(x_obj, "x", ("float64 array of shape (C, " + n_str + ")").c_str(), {-1, n})
                    : expect<double>(x_obj, "x", ("float64 array of shape (" + n_str + ",)").c_str(), {n});
     const py::ssize_t channels = multi ? x.shape(0) : 1;
+    if (channels < 1) throw std::invalid_argument("x: expected at least one channel, got shape (0, " + n_str + ")");
     std::vector<Spectrogram> results(static_cast<std::size_t>(channels));
     {
         const double* tp = t.data();

@@ -451,6 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="score spotted events against ground truth (MEGC rule)",
                         description=evaluate_parser.description)
 
+    from microexpr.benchmark import build_parser as build_bench_parser
+    from microexpr.megc import build_parser as build_megc_parser
+
+    bench_parser, megc_parser = build_bench_parser(), build_megc_parser()
+    commands.add_parser("bench", parents=[bench_parser], add_help=False,
+                        help="speed and accuracy on this machine (synthetic inputs)",
+                        description=bench_parser.description)
+    commands.add_parser("megc", parents=[megc_parser], add_help=False,
+                        help="spot and score a MEGC dataset with microexpr, MDMD and LBP",
+                        description=megc_parser.description)
+
     info = commands.add_parser("info", help="core version, SIMD, C ABI location, face model")
     info.set_defaults(handler=_cmd_info)
     return parser
@@ -476,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
         from microexpr.cli_evaluate import main as evaluate_main
 
         return evaluate_main(args_list[args_list.index("evaluate") + 1:])
+    if args.command in ("bench", "megc"):
+        from microexpr.benchmark import main as bench_main
+        from microexpr.megc import main as megc_main
+
+        command_main = bench_main if args.command == "bench" else megc_main
+        return command_main(args_list[args_list.index(args.command) + 1:])
     try:
         return args.handler(args)
     except KeyboardInterrupt:

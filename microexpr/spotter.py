@@ -57,10 +57,11 @@ class SpotterConfig:
     thresholds scale with it so any crop size works.
     """
 
-    detect_lag: float = 0.2
-    anchor_lag: float = 0.35
-    noise_factor: float = 4.0
-    floor: float = 0.012
+    detect_lag: float = 0.3
+    anchor_lag: float = 0.6
+    drift_exponent: float = 0.25
+    noise_factor: float = 3.0
+    floor: float = 0.006
     end_fraction: float = 0.15
     hold: float = 0.1
     max_duration: float = 4.5
@@ -98,8 +99,6 @@ class FrameRecord:
     crop: np.ndarray
     points: np.ndarray  # landmarks in crop coordinates
     blendshapes: dict[str, float] | None = None
-    labels: np.ndarray | None = None
-    rigid: np.ndarray | None = None  # (M, 2) pixel coordinates of the rigid mask
     eyes_closing: bool = False  # eyelids lower than usual (a blink under way)
 
 
@@ -160,37 +159,86 @@ class BlinkDetector:
 
 
 class SpeechDetector:
-    """Speech-like mouth motion: 3-6.5 Hz energy of the mouth signals.
+    """Speech: the mouth opening and closing again and again at 3-6.5 Hz.
 
-    Two channels: the lip aperture from landmarks (IOD units) and the mouth's
-    mean brightness relative to the face (opening shows teeth and shadow),
-    which still moves when a landmark model smooths small lip motion away.
+    Two signals. The opening velocity of the mouth (vertical flow of the
+    lower lip and chin minus the upper lip between frames ~1/30 s apart, in
+    IOD/s): speech makes it swing from opening to closing several times a
+    second, an expression once. And the lip aperture from landmarks, whose
+    3-6.5 Hz energy must stay above its slow-band energy (real faces, where
+    landmarks follow the lips). Speech spells are kept as intervals, widened
+    backwards by ``lookback`` because a spell is recognised only after a
+    couple of syllables.
     """
 
-    def __init__(self, power: float, rate: float = 30.0, window: float = 1.0,
-                 brightness_power: float = 4e-5) -> None:
+    def __init__(self, power: float, *, window: float = 1.0, min_swings: int = 4,
+                 lookback: float = 0.6, hangover: float = 0.15) -> None:
         from .core import Spectra
 
-        self.power = np.array([power, brightness_power])
-        self._spectra = Spectra(2, rate=rate, window=window, bands=[(0.3, 2.0), (3.0, 6.5)])
-        self._active_until = -math.inf
-        self.energy = np.zeros(2)
-        self._values = np.zeros(2)
-        self._last_t = -math.inf
+        self.power = power
+        self.window = window
+        self.min_swings = min_swings
+        self.lookback = lookback
+        self.hangover = hangover
+        self._spectra = Spectra(1, rate=30.0, window=window, bands=[(0.3, 2.0), (3.0, 6.5)])
+        self._lip = np.zeros(1)
+        self._last_lip_t = -math.inf
+        self._velocity: deque[tuple[float, float]] = deque()
+        self._speed_noise: deque[float] = deque(maxlen=600)
+        self._swing_times: list[float] = []
+        self.spells: list[list[float]] = []
+        self.energy = 0.0
+        self.swings = 0
 
-    def push(self, t: float, lip_gap: float, mouth_brightness: float) -> bool:
-        if math.isfinite(lip_gap) and math.isfinite(mouth_brightness) and t > self._last_t:
-            self._values[0] = lip_gap
-            self._values[1] = mouth_brightness
-            e = self._spectra.push(t, self._values)
-            self._last_t = t
-            self.energy = e[:, 1].copy()
-            if np.any((e[:, 1] > self.power) & (e[:, 1] > 0.5 * e[:, 0])):
-                self._active_until = t + 0.5
-        return t <= self._active_until
+    def push(self, t: float, lip_gap: float, opening_velocity: float | None) -> bool:
+        speaking = False
+        if math.isfinite(lip_gap) and t > self._last_lip_t:
+            self._lip[0] = lip_gap
+            e = self._spectra.push(t, self._lip)
+            self._last_lip_t = t
+            self.energy = float(e[0, 1])
+            speaking |= bool(e[0, 1] > self.power and e[0, 1] > 1.5 * e[0, 0])
+        if opening_velocity is not None and math.isfinite(opening_velocity):
+            self._velocity.append((t, opening_velocity))
+            while self._velocity and self._velocity[0][0] < t - self.window:
+                self._velocity.popleft()
+            self._speed_noise.append(abs(opening_velocity))
+            if self._swinging():
+                self._mark(self._swing_times[0], self._swing_times[-1])
+        if speaking:
+            self._mark(t - self.lookback, t)
+        return self.active_at(t)
+
+    def _mark(self, start: float, end: float) -> None:
+        if self.spells and start <= self.spells[-1][1] + self.hangover:
+            self.spells[-1][1] = max(self.spells[-1][1], end)
+        else:
+            self.spells.append([start, end])
+
+    def _swinging(self) -> bool:
+        """Several alternating strong swings of the opening velocity within the window."""
+        if len(self._speed_noise) < 10:
+            return False
+        level = 3.0 * float(np.median(self._speed_noise))
+        swings, sign = 0, 0
+        self._swing_times = []
+        for tv, v in self._velocity:
+            if abs(v) < level:
+                continue
+            s = 1 if v > 0 else -1
+            if s != sign:
+                swings += 1
+                sign = s
+                self._swing_times.append(tv)
+        self.swings = swings
+        # The spell spans the swings themselves, not the detection delay.
+        return swings >= self.min_swings
 
     def active_at(self, t: float) -> bool:
-        return t <= self._active_until
+        return any(start <= t <= end + self.hangover for start, end in self.spells[-8:])
+
+    def overlaps(self, start: float, end: float) -> bool:
+        return any(s <= end and start <= e + self.hangover for s, e in self.spells[-8:])
 
 
 FlowFn = Callable[[FrameRecord, FrameRecord], np.ndarray]
@@ -296,15 +344,15 @@ class TrackSpotter:
     def _thresholds(self, age: float | None = None) -> np.ndarray:
         """Per-region displacement thresholds for frames ``age`` seconds apart.
 
-        Noise is measured at ``detect_lag``; slow drift makes it grow about as
-        the square root of the time between the compared frames.
+        Noise is measured at ``detect_lag``; slow drift makes it grow with
+        the time between the compared frames (as a power ``drift_exponent``).
         """
         floor = self.config.floor * self.iod
         level = np.where(np.isfinite(self._noise_level), self._noise_level, 0.0)
         thr = np.maximum(floor, self.config.noise_factor * level)
         lag = self.config.detect_lag
         if age is not None and age > lag:
-            thr = thr * math.sqrt(age / lag)
+            thr = thr * (age / lag) ** self.config.drift_exponent
         return thr
 
     def _update_noise(self, t: float, magnitudes: np.ndarray, activity: float) -> None:
@@ -322,7 +370,7 @@ class TrackSpotter:
 
     # ------------------------------------------------------------ per frame
     def push(self, record: FrameRecord, *, aperture: float, lip_gap: float,
-             mouth_brightness: float, rigid_shape: np.ndarray | None) -> list[Event]:
+             opening_velocity: float | None, rigid_shape: np.ndarray | None) -> list[Event]:
         """Process one frame; returns events whose offset this frame confirmed."""
         cfg = self.config
         t = record.t
@@ -342,7 +390,7 @@ class TrackSpotter:
             events.append(Event(onset=blink[0], apex=blink[1], offset=blink[2], kind="blink",
                                 regions=["eyes"], subtle=True, track_id=self.track_id,
                                 confidence=1.0, detected_at=t))
-        speaking = self.speech.push(t, lip_gap, mouth_brightness)
+        speaking = self.speech.push(t, lip_gap, opening_velocity)
         if rigid_shape is not None:
             # Out-of-plane head rotation: the rigid points' layout changed
             # noticeably within the last ~0.15 s.
@@ -449,8 +497,7 @@ class TrackSpotter:
 
     def _record_signals(self, mag: np.ndarray, ratio: np.ndarray, state: float) -> None:
         signals = {"state": state, "activity": float(np.nanmax(ratio)) if ratio.size else 0.0,
-                   "speech_lips": float(self.speech.energy[0]),
-                   "speech_brightness": float(self.speech.energy[1])}
+                   "speech_energy": self.speech.energy, "speech_swings": float(self.speech.swings)}
         for name, m in zip(REGION_NAMES, mag):
             signals[f"disp_{name}"] = float(m)
         self.last_signals = signals
@@ -574,7 +621,8 @@ class TrackSpotter:
     def _finish(self, cand: _Candidate, end_index: int, now: float,
                 acts: Sequence[float] | None = None) -> Event | None:
         cfg = self.config
-        acts = np.asarray((cand.acts if acts is None else acts)[: end_index + 1])
+        seen = np.asarray(cand.acts if acts is None else acts)
+        acts = seen[: end_index + 1]
         if acts.size == 0:
             return None
         apex_i = int(np.argmax(acts))

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 #include "microexpr/core.hpp"
 #include "microexpr/detail.hpp"
@@ -167,12 +168,21 @@ void standardise(const T* src, int w, int h, std::ptrdiff_t stride, float* dst) 
     const double mean = sum / n;
     const double var = std::max(sq / n - mean * mean, 0.0);
     const double sd = std::sqrt(var);
-    const float inv = sd > 1e-6 ? static_cast<float>(1.0 / sd) : 1.0f;
-    const float m = static_cast<float>(mean);
-    for (int y = 0; y < h; ++y) {
-        const T* r = src + y * stride;
-        float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
-        for (int x = 0; x < w; ++x) d[x] = (static_cast<float>(r[x]) - m) * inv;
+    const double inv = sd > 1e-6 ? 1.0 / sd : 1.0;
+    if constexpr (std::is_same_v<T, std::uint8_t>) {
+        const float m = static_cast<float>(mean), fi = static_cast<float>(inv);
+        for (int y = 0; y < h; ++y) {
+            const T* r = src + y * stride;
+            float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
+            for (int x = 0; x < w; ++x) d[x] = (static_cast<float>(r[x]) - m) * fi;
+        }
+    } else {
+        // In double: float images near the float32 limit would overflow.
+        for (int y = 0; y < h; ++y) {
+            const T* r = src + y * stride;
+            float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
+            for (int x = 0; x < w; ++x) d[x] = static_cast<float>((static_cast<double>(r[x]) - mean) * inv);
+        }
     }
 }
 

@@ -11,6 +11,9 @@ namespace microexpr {
 
 namespace {
 constexpr double kPi = 3.14159265358979323846;
+constexpr double kMaxRate = 1e5;
+constexpr double kMaxWindowSamples = 1e6;
+constexpr double kMaxProbesPerBand = 4096;
 
 void check_rate_window(double rate, double window) {
     if (!(rate > 0.0) || !std::isfinite(rate))
@@ -19,6 +22,10 @@ void check_rate_window(double rate, double window) {
         throw std::invalid_argument("window must be a positive number of seconds");
     if (window * rate < 2.0)
         throw std::invalid_argument("window * rate must cover at least 2 samples");
+    if (rate > kMaxRate)
+        throw std::invalid_argument("rate must be at most 1e5 Hz");
+    if (window * rate > kMaxWindowSamples)
+        throw std::invalid_argument("window * rate must be at most 1e6 samples");
 }
 }  // namespace
 
@@ -39,14 +46,19 @@ Spectra::Spectra(int n_channels, double rate, double window, std::vector<Band> b
                                         std::to_string(band.hi) + " Hz, above the Nyquist frequency " +
                                         std::to_string(nyquist) + " Hz of rate " + std::to_string(rate));
         // Probes 1/window apart across the band; a narrow band gets its centre.
-        const int k = static_cast<int>(std::floor((band.hi - band.lo) / df + 1e-9));
+        const double span = std::floor((band.hi - band.lo) / df + 1e-9);
+        if (span > kMaxProbesPerBand)
+            throw std::invalid_argument("band " + std::to_string(b) + " needs more than 4096 probes at this window");
+        const int k = static_cast<int>(span);
         if (k == 0) {
             probe_freq_.push_back(0.5 * (band.lo + band.hi));
             probe_band_.push_back(static_cast<int>(b));
         } else {
             const double start = band.lo + 0.5 * ((band.hi - band.lo) - k * df);
             for (int j = 0; j <= k; ++j) {
-                probe_freq_.push_back(start + j * df);
+                // A band from 0 Hz keeps an exact DC probe (rounding would make it ~1e-17 Hz).
+                const double f = start + j * df;
+                probe_freq_.push_back(std::fabs(f) < 1e-9 * df ? 0.0 : f);
                 probe_band_.push_back(static_cast<int>(b));
             }
         }
@@ -102,6 +114,9 @@ void Spectra::push(double t, const double* values, double* energies_out) {
     } else {
         // Linear interpolation onto every grid time up to t.
         const double span = t - last_t_;
+        if (!(next_grid_t_ + dt > next_grid_t_))
+            throw std::invalid_argument("timestamps are too large for rate " + std::to_string(rate_) +
+                                        ": the sampling step vanishes");
         while (next_grid_t_ <= t + 1e-12) {
             const double a = (next_grid_t_ - last_t_) / span;
             for (int c = 0; c < n_channels_; ++c)

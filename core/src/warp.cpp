@@ -2,6 +2,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "microexpr/core.hpp"
 
@@ -60,6 +61,8 @@ void warp_impl(const T* src, int sw, int sh, std::ptrdiff_t ss, const Affine& m,
     if (ss < sw || ds < dw) throw std::invalid_argument("row stride smaller than the width");
     for (double c : m)
         if (!std::isfinite(c)) throw std::invalid_argument("affine matrix is not finite");
+    if (std::is_same_v<T, std::uint8_t> && !std::isfinite(fill))
+        throw std::invalid_argument("fill must be finite for a uint8 image");
     const Affine inv = invert(m);
     const float fillv = static_cast<float>(fill);
     auto tap = [&](long x, long y) -> float {
@@ -76,10 +79,10 @@ void warp_impl(const T* src, int sw, int sh, std::ptrdiff_t ss, const Affine& m,
             const double sy = inv[3] * x + inv[4] * y + inv[5];
             // Far outside: avoid integer overflow, the result is pure border.
             if (!(std::fabs(sx) < 1e9 && std::fabs(sy) < 1e9)) {
-                d[x] = store(border == Border::Constant
-                                 ? fillv
-                                 : tap(sx < 0 ? -1 : sw, sy < 0 ? -1 : sh),
-                             d);
+                // Replicate: the nearest edge pixel of that row or column.
+                const long cx = sx < 0 ? 0 : (sx >= sw - 1 ? sw - 1 : static_cast<long>(sx));
+                const long cy = sy < 0 ? 0 : (sy >= sh - 1 ? sh - 1 : static_cast<long>(sy));
+                d[x] = store(border == Border::Constant ? fillv : static_cast<float>(src[cy * ss + cx]), d);
                 continue;
             }
             const double fx0 = std::floor(sx), fy0 = std::floor(sy);

@@ -1,0 +1,189 @@
+"""The spotting pipeline end to end on synthetic clips with known events."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from microexpr import Analyzer, Event, ParameterError, Result, analyze
+from microexpr.evaluate import evaluate_videos
+from microexpr.synth import ClipSpec, render_clip, write_clip
+
+
+def _quiet(**kw) -> ClipSpec:
+    base = dict(blinks=False, head_motion=False, speech=False, illumination=False,
+                n_micro=0, n_macro=0, n_subtle=0, size=(480, 360), crf=18)
+    base.update(kw)
+    return ClipSpec(**base)
+
+
+@pytest.fixture(scope="module")
+def happiness_clip(tmp_path_factory):
+    """A 6 s clip with one large happiness macro-expression, nothing else."""
+    path = tmp_path_factory.mktemp("pipe") / "happy.mp4"
+    truth = write_clip(path, _quiet(fps=30, duration=6.0, seed=3, n_macro=1,
+                                    emotions=("happiness",), macro_amplitude_px=(5.0, 6.0)))
+    return path, truth
+
+
+@pytest.fixture(scope="module")
+def happiness_result(happiness_clip):
+    path, _ = happiness_clip
+    return analyze(path)
+
+
+def test_macro_expression_is_found_with_its_emotion(happiness_clip, happiness_result):
+    path, truth = happiness_clip
+    expressions = [e for e in happiness_result.events if e.kind != "blink"]
+    assert expressions, "the planted macro-expression was not spotted"
+    scores = evaluate_videos([(truth.to_dict(), happiness_result.to_dict())])
+    assert scores.macro.tp == 1
+    best = max(expressions, key=lambda e: e.peak)
+    assert best.kind == "macro"
+    assert best.emotion == "happiness"
+    assert {"mouth", "cheeks"} & set(best.regions)
+    assert best.aus.get(12, 0.0) > 0.3
+
+
+def test_event_times_are_presentation_times(happiness_result):
+    times = set(np.round(happiness_result.frame_times, 9))
+    for e in happiness_result.events:
+        assert e.onset <= e.apex <= e.offset
+        assert math.isclose(e.duration, e.offset - e.onset)
+        for t in (e.onset, e.apex, e.offset):
+            assert round(t, 9) in times
+
+
+def test_result_converts_to_every_format(happiness_result, tmp_path):
+    frame = happiness_result.to_frame()
+    assert {"t", "frame", "track", "activity"} <= set(frame.columns)
+    assert frame["t"].is_monotonic_increasing
+    happiness_result.to_json(tmp_path / "events.json")
+    data = json.loads((tmp_path / "events.json").read_text())
+    assert len(data["events"]) == len(happiness_result.events)
+    back = Result.from_json(tmp_path / "events.json")
+    assert [e.kind for e in back.events] == [e.kind for e in happiness_result.events]
+    happiness_result.to_csv(tmp_path / "events.csv")
+    happiness_result.to_parquet(tmp_path / "frames.parquet")
+    assert (tmp_path / "events.csv").read_text().startswith("onset")
+    assert (tmp_path / "frames.parquet").stat().st_size > 0
+
+
+def test_still_face_gives_no_expression():
+    frames, _ = render_clip(_quiet(fps=25, duration=5.0, seed=11))
+    with Analyzer() as analyzer:
+        for image, t in frames:
+            analyzer.push(image, t)
+        analyzer.flush()
+        result = analyzer.result()
+    assert [e for e in result.events if e.kind != "blink"] == []
+
+
+def test_blinks_are_blinks_not_micro_expressions():
+    frames, truth = render_clip(_quiet(fps=30, duration=8.0, seed=5, blinks=True))
+    assert truth.blinks, "the generator planted no blink"
+    with Analyzer() as analyzer:
+        for image, t in frames:
+            analyzer.push(image, t)
+        analyzer.flush()
+        result = analyzer.result()
+    blinks = [e for e in result.events if e.kind == "blink"]
+    assert len(blinks) >= len(truth.blinks) - 1
+    assert not [e for e in result.events if e.kind == "micro"]
+
+
+def test_streaming_reports_each_event_after_its_offset(happiness_clip):
+    path, _ = happiness_clip
+    from microexpr.video import open_video
+
+    reported: list[tuple[float, Event]] = []
+    with Analyzer(mode="streaming") as analyzer:
+        for frame in open_video(path):
+            for event in analyzer.push(frame.image, frame.t):
+                reported.append((frame.t, event))
+        tail = analyzer.flush()
+    assert reported or tail
+    for t, event in reported:
+        assert event.detected_at == t
+        assert event.offset <= t
+
+
+def test_caller_landmarks_replace_the_detector(happiness_clip):
+    """detector=None runs without MediaPipe on landmarks the caller gives."""
+    from microexpr.landmarks import FaceLandmarker
+    from microexpr.video import open_video
+
+    path, _ = happiness_clip
+    with FaceLandmarker() as landmarker, Analyzer(detector=None) as analyzer:
+        for frame in open_video(path):
+            faces = landmarker.detect(frame.image, frame.t)
+            analyzer.push(frame.image, frame.t, landmarks=[f.points for f in faces],
+                          blendshapes=[f.blendshapes for f in faces])
+        analyzer.flush()
+        result = analyzer.result()
+    assert any(e.kind == "macro" for e in result.events)
+
+
+def test_bad_frames_raise_and_keep_the_state(happiness_clip):
+    frames, _ = render_clip(_quiet(fps=25, duration=1.0, seed=2))
+    with Analyzer() as analyzer:
+        image, t0 = next(iter(frames))
+        analyzer.push(image, t0)
+        with pytest.raises(ParameterError, match="uint8"):
+            analyzer.push(image.astype(np.float32), t0 + 0.04)
+        with pytest.raises(ParameterError, match="shape"):
+            analyzer.push(np.zeros((10, 10, 4), np.uint8), t0 + 0.04)
+        with pytest.raises(ParameterError, match="increase"):
+            analyzer.push(image, t0)
+        analyzer.push(image, t0 + 0.04)  # still usable
+        assert len(analyzer.result().frame_times) == 2
+
+
+def test_nan_landmarks_warn_and_are_skipped():
+    image = np.zeros((120, 160, 3), np.uint8)
+    points = np.full((478, 2), np.nan, np.float32)
+    with Analyzer(detector=None) as analyzer:
+        with pytest.warns(UserWarning, match="skipped"):
+            analyzer.push(image, 0.0, landmarks=[points])
+        result = analyzer.result()
+    assert any("skipped" in w for w in result.warnings)
+
+
+def test_no_face_and_tiny_frames_warn_without_crashing():
+    with Analyzer() as analyzer, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analyzer.push(np.zeros((1, 1, 3), np.uint8), 0.0)
+        analyzer.push(np.zeros((240, 320, 3), np.uint8), 0.04)
+        analyzer.flush()
+        result = analyzer.result()
+    assert result.events == []
+    assert any("no face" in w for w in result.warnings)
+
+
+def test_truncated_file_keeps_what_was_found(happiness_clip, tmp_path):
+    path, _ = happiness_clip
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    try:
+        result = analyze(cut)
+    except Exception as error:  # a moov-at-end file cut short cannot be opened at all
+        from microexpr.errors import VideoError
+
+        assert isinstance(error, VideoError)
+        return
+    assert result.frame_times
+    assert result.warnings
+
+
+def test_unknown_option_is_a_parameter_error():
+    with pytest.raises(ParameterError):
+        Analyzer(detector=None, no_such_option=1)
+    with pytest.raises(ParameterError):
+        Analyzer(detector=None, mode="sometimes")
+    with pytest.raises(ParameterError):
+        Analyzer(detector=None, crop_size=32)
