@@ -48,6 +48,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from microexpr.aus import PROTOTYPES
 from microexpr.errors import ParameterError, VideoError
 
 __all__ = [
@@ -120,16 +121,8 @@ _ASTRONAUT_ANCHORS: dict[str, tuple[float, float]] = {
     "chin": (221.4, 177.4),
 }
 
-#: EMFACS prototypes; an emotion with two tuples has two variants.
-EMOTION_AUS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "happiness": ((6, 12),),
-    "sadness": ((1, 4, 15),),
-    "surprise": ((1, 2, 5, 26),),
-    "fear": ((1, 2, 4, 5, 7, 20, 26),),
-    "anger": ((4, 5, 7, 23),),
-    "disgust": ((9, 15, 16), (10, 17)),
-    "contempt": ((12, 14),),
-}
+#: EMFACS prototypes (the spotter's own table); two tuples are two variants.
+EMOTION_AUS = PROTOTYPES
 _UNILATERAL_EMOTIONS = frozenset({"contempt"})
 
 #: Regions each rendered AU moves (names shared across microexpr).
