@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -180,7 +179,3 @@ class Result:
         self.events.extend(events)
         self.events.sort(key=lambda e: (e.onset, e.track_id))
 
-
-def finite_or_none(value: float) -> float | None:
-    """``None`` for NaN/inf (JSON has no NaN)."""
-    return None if value is None or not math.isfinite(value) else float(value)

@@ -279,11 +279,10 @@ def _oscillates(signals: np.ndarray, times: Sequence[float], *, min_cycles: int 
         x = sign * column
         for i in range(1, len(x) - 1):
             if x[i] >= x[i - 1] and x[i] > x[i + 1]:
-                left, right = x[: i + 1].min(), x[i:].min()
+                # Prominence against the lower of the nearby valleys.
                 lo = max(x[max(0, i - 12): i + 1].min(), x[i: i + 13].min())
                 if x[i] - lo > 0.3 * span:
                     peaks.append(t[i])
-                    _ = (left, right)
         if len(peaks) >= min_cycles:
             gaps = np.diff(sorted(peaks))
             if np.median(gaps) >= period[0] and np.median(gaps) <= period[1]:
