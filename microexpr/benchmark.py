@@ -861,9 +861,8 @@ class PerFrameStageTimes:
     analyzer (``analyzer.stage_times = PerFrameStageTimes()``): the analyzer
     adds one sample per stage call; this collects them until
     :meth:`end_frame` and then keeps one sample per stage and frame (0 for a
-    stage that did not run in that frame). The spotter calls flow and region
-    statistics from inside its own stage, so ``spotting`` keeps only the
-    spotter's own work (thresholds, spectra, events).
+    stage that did not run in that frame). The analyzer's ``spotting`` stage
+    already excludes the flow and region statistics it calls.
 
     Attributes
     ----------
@@ -886,9 +885,6 @@ class PerFrameStageTimes:
         """Close one frame; ``extra`` adds stages timed outside the analyzer (s)."""
         current = self._current
         current.update(extra)
-        nested = current.get("flow", 0.0) + current.get("regions", 0.0)
-        if "spotting" in current:
-            current["spotting"] = max(0.0, current["spotting"] - nested)
         for stage in LATENCY_STAGES:
             self.samples.setdefault(stage, []).append(current.get(stage, 0.0))
         self._current = {}

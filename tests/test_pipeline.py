@@ -187,3 +187,25 @@ def test_unknown_option_is_a_parameter_error():
         Analyzer(detector=None, mode="sometimes")
     with pytest.raises(ParameterError):
         Analyzer(detector=None, crop_size=32)
+
+
+def test_spotting_stage_time_leaves_out_flow_and_regions(monkeypatch):
+    """Regression: the spotting stage counted the flow it calls, so stages double-counted."""
+    import time as time_module
+
+    import microexpr.pipeline as pipeline
+
+    real_flow = pipeline.dense_flow
+
+    def slow_flow(*args, **kwargs):
+        time_module.sleep(0.02)
+        return real_flow(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "dense_flow", slow_flow)
+    frames, _ = render_clip(_quiet(fps=25, duration=1.6, seed=4))
+    with Analyzer(time_stages=True) as analyzer:
+        for image, t in frames:
+            analyzer.push(image, t)
+        summary = analyzer.stage_times.summary()
+    assert summary["flow"]["p50_ms"] >= 20.0
+    assert summary["spotting"]["p50_ms"] < 10.0
