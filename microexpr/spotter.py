@@ -65,8 +65,8 @@ class SpotterConfig:
     end_fraction: float = 0.15
     hold: float = 0.1
     max_duration: float = 4.5
-    stale_time: float = 1.0
-    split_still: float = 0.3
+    stale_time: float = 2.0
+    split_still: float = 0.2
     common_percentile: float = 25.0
     min_duration: float = 0.03
     micro_max: float = 0.5
@@ -289,6 +289,15 @@ def _oscillates(signals: np.ndarray, times: Sequence[float], *, min_cycles: int 
                 return True
         peaks = []
     return False
+
+
+def _opposes(movement: np.ndarray, displacement: np.ndarray) -> bool:
+    """Whether a recent ``movement`` (R, 2) undoes ``displacement`` (R, 2) from the anchor.
+
+    Compares region by region, weighted by how far each region moved; the
+    head-motion reference region has zero vectors and does not count.
+    """
+    return float(np.nansum(movement * displacement)) < 0.0
 
 
 @dataclass
@@ -577,7 +586,11 @@ class TrackSpotter:
             lag_act = self._activity(lag_vec, t, speaking,
                                      record.eyes_closing or lag_ref.eyes_closing)[1]
             moving = lag_act >= 1.0
-            if moving and cand.still_since is not None and t - cand.still_since >= cfg.split_still:
+            # Motion back towards the anchor is this expression's release
+            # (a macro-expression slows to a stop at its apex), not a new one.
+            returning = _opposes(lag_vec, vec)
+            if moving and not returning and cand.still_since is not None and \
+                    t - cand.still_since >= cfg.split_still:
                 self._candidate = None
                 self._last_offset = cand.still_since
                 log.debug("candidate from %.2f split at %.2f (new movement)", cand.anchor.t, t)
@@ -649,17 +662,21 @@ class TrackSpotter:
             active &= ~mouth
         blinking = self.blinks.overlaps(onset_t, offset_t)
         groups = sorted({GROUP_NAMES[g] for g in _GROUP_OF[active] if g >= 0})
-        if blinking and groups and set(groups) <= {"eyes", "brows"} and "brows" not in groups:
+        if blinking and groups == ["eyes"]:
             log.debug("drop %.2f-%.2f: the blink itself", onset_t, offset_t)
             return None  # already reported as a blink
-        if blinking and "eyes" in groups and len(groups) > 1:
+        if blinking and "eyes" in groups:
+            # Lids falling and rising are the blink's, never the expression's.
             active &= _GROUP_OF != _EYES
             groups = [g for g in groups if g != "eyes"]
         if not groups:
             log.debug("drop %.2f-%.2f: no region left (speech/blink masked)", onset_t, offset_t)
             return None
 
-        apex_vec = vectors[apex_i]
+        # Each region at its own peak: the regions of one expression do not
+        # all peak on the same frame, and a nuisance may set the global apex.
+        peak_frame = np.nanargmax(np.where(np.isfinite(mags), mags, -1.0), axis=0)
+        apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
         blend_delta = None
         onset_rec = cand.records[max(onset_i - 1, 0)]
         apex_rec = cand.records[apex_i]

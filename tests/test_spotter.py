@@ -1,0 +1,104 @@
+"""The spotting state machine on region motion with exactly known profiles.
+
+The engine's region-vector function is replaced by one that returns the
+difference of a known displacement field between two frames (plus a little
+deterministic noise), so every rule is checked without flow or video.
+"""
+
+import numpy as np
+import pytest
+
+from microexpr.regions import REGION_NAMES
+from microexpr.spotter import FrameRecord, SpotterConfig, TrackSpotter
+
+IOD = 69.0
+FPS = 30.0
+SMILE = {  # px at the apex; y down, the subject's right on the image's left
+    "mouth_corner_right": (-1.0, -2.0), "mouth_corner_left": (1.0, -2.0),
+    "cheek_right": (0.0, -1.2), "cheek_left": (0.0, -1.2),
+}
+BROW_RAISE = {"brow_inner_right": (0.0, -1.6), "brow_inner_left": (0.0, -1.6),
+              "brow_outer_right": (0.0, -1.4), "brow_outer_left": (0.0, -1.4)}
+
+
+def raised_cosine(t, onset, apex, offset):
+    """0 before onset, 1 at apex, 0 after offset; smooth, still at the apex."""
+    t = np.asarray(t, dtype=float)
+    out = np.zeros_like(t)
+    rise = (t > onset) & (t <= apex)
+    out[rise] = 0.5 - 0.5 * np.cos(np.pi * (t[rise] - onset) / (apex - onset))
+    fall = (t > apex) & (t < offset)
+    out[fall] = 0.5 + 0.5 * np.cos(np.pi * (t[fall] - apex) / (offset - apex))
+    return out
+
+
+def field(pattern, scale):
+    out = np.zeros((len(REGION_NAMES), 2))
+    for name, vec in pattern.items():
+        out[REGION_NAMES.index(name)] = np.asarray(vec) * scale
+    return out
+
+
+def run(duration, components, *, fps=FPS, seed=0):
+    """Push ``duration`` s of frames; ``components`` is a list of (pattern, profile(t))."""
+    times = np.arange(0.0, duration, 1.0 / fps)
+    disp = {i: sum((field(p, f(t)) for p, f in components), np.zeros((len(REGION_NAMES), 2)))
+            for i, t in enumerate(times)}
+
+    def vectors(ref, cur):
+        rng = np.random.default_rng(1000 * ref.index + cur.index + seed)
+        return disp[cur.index] - disp[ref.index] + rng.normal(0.0, 0.03, (len(REGION_NAMES), 2))
+
+    spotter = TrackSpotter(0, IOD, vectors, SpotterConfig.for_mode("offline"))
+    crop = np.zeros((4, 4), np.uint8)
+    events = []
+    for i, t in enumerate(times):
+        record = FrameRecord(t=float(t), index=i, crop=crop, points=np.zeros((1, 2)))
+        events += spotter.push(record, aperture=0.3, lip_gap=0.05, opening_velocity=None,
+                               rigid_shape=None)
+    events += spotter.flush()
+    return [e for e in events if e.kind != "blink"]
+
+
+def overlap(event, onset, offset):
+    inter = min(event.offset, offset) - max(event.onset, onset)
+    union = max(event.offset, offset) - min(event.onset, onset)
+    return inter / union
+
+
+def test_slow_macro_expression_is_one_event_through_its_still_apex():
+    # Rise 1.2 s, fall 1.6 s: the face is nearly still around the apex, and
+    # the release must not be taken for a new movement.
+    events = run(8.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 3.2, 4.8))])
+    assert len(events) == 1, events
+    (event,) = events
+    assert event.kind == "macro"
+    assert overlap(event, 2.0, 4.8) >= 0.5
+    assert event.emotion == "happiness"
+
+
+def test_micro_expression_is_found_with_its_timing():
+    events = run(6.0, [(BROW_RAISE, lambda t: raised_cosine(t, 3.0, 3.08, 3.2))])
+    assert len(events) == 1, events
+    (event,) = events
+    assert event.kind == "micro"
+    assert overlap(event, 3.0, 3.2) >= 0.5
+    assert {1, 2} <= set(event.aus)
+
+
+def test_micro_expression_soon_after_a_lasting_shift_is_not_swallowed():
+    # A pose or lighting step that never returns, then a brief expression
+    # while the shifted candidate is still open.
+    step = {"mouth_corner_right": (0.0, 1.0), "mouth_corner_left": (0.0, 1.0),
+            "chin": (0.0, 1.2), "lower_lip": (0.0, 1.0)}
+    events = run(8.0, [(step, lambda t: np.clip((t - 2.0) / 0.3, 0.0, 1.0)),
+                       (BROW_RAISE, lambda t: raised_cosine(t, 2.9, 3.0, 3.15))])
+    micro = [e for e in events if e.kind == "micro"]
+    assert any(overlap(e, 2.9, 3.15) >= 0.5 for e in micro), events
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+def test_event_timing_does_not_depend_on_the_frame_rate(fps):
+    events = run(7.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 2.5, 3.2))], fps=fps)
+    assert len(events) == 1, events
+    assert overlap(events[0], 2.0, 3.2) >= 0.5
