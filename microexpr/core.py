@@ -126,7 +126,7 @@ def dense_flow(
     prev, next : uint8 or float32 arrays of shape (H, W), same dtype and shape
         H, W >= 8.
     preset : {"fast", "balanced", "accurate"}
-        ``fast`` solves at quarter resolution and upsamples; ``accurate`` does
+        ``fast`` solves at half resolution and upsamples; ``accurate`` does
         more warps and sweeps than ``balanced``.
     levels, finest_level, warps, sweeps, window, smoothness, relaxation
         Override single parameters of the preset (pyramid levels, finest

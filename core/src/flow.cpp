@@ -186,19 +186,90 @@ void standardise(const T* src, int w, int h, std::ptrdiff_t stride, float* dst) 
     }
 }
 
+// b = -b + alpha * (sum of the in-image neighbours of f - their count * f).
+void rhs(const float* f, int w, int h, float alpha, float* b) {
+    for (int y = 0; y < h; ++y) {
+        const float* r = f + static_cast<std::ptrdiff_t>(y) * w;
+        float* d = b + static_cast<std::ptrdiff_t>(y) * w;
+        const float* up = y > 0 ? r - w : nullptr;
+        const float* dn = y < h - 1 ? r + w : nullptr;
+        auto border = [&](int x) {
+            float s = 0.0f, k = 0.0f;
+            if (x > 0) { s += r[x - 1]; k += 1.0f; }
+            if (x < w - 1) { s += r[x + 1]; k += 1.0f; }
+            if (up) { s += up[x]; k += 1.0f; }
+            if (dn) { s += dn[x]; k += 1.0f; }
+            d[x] = -d[x] + alpha * (s - k * r[x]);
+        };
+        border(0);
+        if (up && dn) {
+            for (int x = 1; x < w - 1; ++x)
+                d[x] = -d[x] + alpha * (((r[x - 1] + r[x + 1]) + (up[x] + dn[x])) - 4.0f * r[x]);
+        } else {
+            for (int x = 1; x < w - 1; ++x) border(x);
+        }
+        border(w - 1);
+    }
+}
+
+// Red-black layout: colour c holds the pixels with (x + y) % 2 == c, and row
+// y of its plane lists its pixels x = 2k + ((y + c) & 1) at entry
+// (y + 1) * stride + 1 + k. The zero entries around each row stand in for
+// the neighbours missing at the image border, so a row relaxes without tests.
+void split(const float* src, int w, int h, int stride, std::vector<float>* planes) {
+    for (int y = 0; y < h; ++y) {
+        const float* s = src + static_cast<std::ptrdiff_t>(y) * w;
+        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + 1;
+        float* even = planes[y & 1].data() + row;
+        float* odd = planes[(y + 1) & 1].data() + row;
+        for (int k = 0; 2 * k < w; ++k) even[k] = s[2 * k];
+        for (int k = 0; 2 * k + 1 < w; ++k) odd[k] = s[2 * k + 1];
+    }
+}
+
+// dst += the image held by the two colour planes.
+void add_merged(const std::vector<float>* planes, int w, int h, int stride, float* dst) {
+    for (int y = 0; y < h; ++y) {
+        float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
+        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + 1;
+        const float* even = planes[y & 1].data() + row;
+        const float* odd = planes[(y + 1) & 1].data() + row;
+        for (int k = 0; 2 * k < w; ++k) d[2 * k] += even[k];
+        for (int k = 0; 2 * k + 1 < w; ++k) d[2 * k + 1] += odd[k];
+    }
+}
+
+// SOR update of one packed row: l, r, up, dn are the other colour's
+// left/right/upper/lower neighbours of each entry; restrict lets it vectorise.
+void relax_row(int n, float* __restrict du, float* __restrict dv,
+               const float* __restrict lu, const float* __restrict ru,
+               const float* __restrict upu, const float* __restrict dnu,
+               const float* __restrict lv, const float* __restrict rv,
+               const float* __restrict upv, const float* __restrict dnv,
+               const float* __restrict ia, const float* __restrict ib,
+               const float* __restrict ic, const float* __restrict cx,
+               const float* __restrict cy, float alpha, float omega) {
+    for (int k = 0; k < n; ++k) {
+        const float rx = cx[k] + alpha * ((lu[k] + ru[k]) + (upu[k] + dnu[k]));
+        const float ry = cy[k] + alpha * ((lv[k] + rv[k]) + (upv[k] + dnv[k]));
+        du[k] += omega * ((ia[k] * rx + ib[k] * ry) - du[k]);
+        dv[k] += omega * ((ib[k] * rx + ic[k] * ry) - dv[k]);
+    }
+}
+
 }  // namespace
 
 FlowParams flow_preset(const std::string& name) {
     FlowParams p;
     // Tuned on microexpr.flowtruth face crops (bench/compare_opencv.py).
     if (name == "fast") {
-        p.levels = 2; p.finest_level = 2; p.warps = 2; p.sweeps = 4; p.window = 2;
+        p.levels = 2; p.finest_level = 1; p.warps = 1; p.sweeps = 3; p.window = 2;
         p.smoothness = 0.03f; p.relaxation = 1.9f;
     } else if (name == "balanced") {
-        p.levels = 4; p.finest_level = 0; p.warps = 1; p.sweeps = 6; p.window = 3;
-        p.smoothness = 0.015f; p.relaxation = 1.9f;
+        p.levels = 4; p.finest_level = 0; p.warps = 1; p.sweeps = 18; p.window = 3;
+        p.smoothness = 0.01f; p.relaxation = 1.9f;
     } else if (name == "accurate") {
-        p.levels = 4; p.finest_level = 0; p.warps = 2; p.sweeps = 10; p.window = 3;
+        p.levels = 4; p.finest_level = 0; p.warps = 2; p.sweeps = 24; p.window = 3;
         p.smoothness = 0.015f; p.relaxation = 1.9f;
     } else {
         throw std::invalid_argument("unknown flow preset '" + name +
@@ -258,7 +329,7 @@ void DenseFlow::load(const T* prev, const T* next, int w, int h, std::ptrdiff_t 
         // frames would otherwise read as motion.
         const std::size_t n = static_cast<std::size_t>(w) * h;
         tmp_.resize(n);
-        box_acc_.resize(static_cast<std::size_t>(w));
+        box_acc_.resize(2 * static_cast<std::size_t>(w + params_.highpass));
         for (auto* img : {&levels_[0].prev, &levels_[0].next}) {
             detail::box_mean(img->data(), w, h, params_.highpass, tmp_.data(), box_acc_.data());
             for (std::size_t i = 0; i < n; ++i) (*img)[i] -= tmp_[i];
@@ -290,16 +361,21 @@ void DenseFlow::run(float* flow) {
     const int finest = std::min(params_.finest_level, top);
     const float alpha = params_.smoothness;
     const float omega = params_.relaxation;
+    Checkerboard& B = board_;
     for (int l = top; l >= finest; --l) {
         Level& L = levels_[l];
         const int w = L.w, h = L.h;
         const std::size_t n = static_cast<std::size_t>(w) * h;
-        for (auto* b : {&L.prev_s, &L.next_s, &L.ix, &L.iy, &L.inv_a, &L.inv_b, &L.inv_c, &L.u,
-                        &L.v, &L.du, &L.dv, &L.cx, &L.cy})
+        for (auto* b : {&L.prev_s, &L.next_s, &L.ix, &L.iy, &L.u, &L.v, &tmp_, &tmp2_, &box_[0],
+                        &box_[1], &box_[2]})
             b->resize(n);
-        tmp_.resize(n);
-        tmp2_.resize(n);
-        box_acc_.resize(static_cast<std::size_t>(w));
+        box_acc_.resize(2 * static_cast<std::size_t>(w + params_.window));
+        B.stride = (w + 1) / 2 + 2;
+        const std::size_t plane = static_cast<std::size_t>(h + 2) * B.stride;
+        for (int c = 0; c < 2; ++c)
+            for (auto* b : {&B.du[c], &B.dv[c], &B.inv_a[c], &B.inv_b[c], &B.inv_c[c], &B.cx[c], &B.cy[c]})
+                b->resize(plane);
+        const int stride = B.stride;
 
         if (l == top) {
             std::fill(L.u.begin(), L.u.end(), 0.0f);
@@ -316,106 +392,81 @@ void DenseFlow::run(float* flow) {
         // Structure tensor (box mean) plus smoothness on the diagonal, inverted.
         const int r = params_.window;
         for (std::size_t i = 0; i < n; ++i) tmp_[i] = L.ix[i] * L.ix[i];
-        detail::box_mean(tmp_.data(), w, h, r, L.inv_a.data(), box_acc_.data());
+        detail::box_mean(tmp_.data(), w, h, r, box_[0].data(), box_acc_.data());
         for (std::size_t i = 0; i < n; ++i) tmp_[i] = L.ix[i] * L.iy[i];
-        detail::box_mean(tmp_.data(), w, h, r, L.inv_b.data(), box_acc_.data());
+        detail::box_mean(tmp_.data(), w, h, r, box_[1].data(), box_acc_.data());
         for (std::size_t i = 0; i < n; ++i) tmp_[i] = L.iy[i] * L.iy[i];
-        detail::box_mean(tmp_.data(), w, h, r, L.inv_c.data(), box_acc_.data());
+        detail::box_mean(tmp_.data(), w, h, r, box_[2].data(), box_acc_.data());
         for (int y = 0; y < h; ++y) {
+            const std::size_t row = static_cast<std::size_t>(y) * w;
+            float* a = box_[0].data() + row;
+            float* b = box_[1].data() + row;
+            float* c = box_[2].data() + row;
             const int ny = (y > 0) + (y < h - 1);
             for (int x = 0; x < w; ++x) {
-                const std::size_t i = static_cast<std::size_t>(y) * w + x;
                 const float reg = alpha * static_cast<float>(ny + (x > 0) + (x < w - 1));
-                const float jxx = L.inv_a[i] + reg, jxy = L.inv_b[i], jyy = L.inv_c[i] + reg;
+                const float jxx = a[x] + reg, jxy = b[x], jyy = c[x] + reg;
                 const float inv_det = 1.0f / (jxx * jyy - jxy * jxy);
-                L.inv_a[i] = jyy * inv_det;
-                L.inv_b[i] = -jxy * inv_det;
-                L.inv_c[i] = jxx * inv_det;
+                a[x] = jyy * inv_det;
+                b[x] = -jxy * inv_det;
+                c[x] = jxx * inv_det;
             }
         }
+        split(box_[0].data(), w, h, stride, B.inv_a);
+        split(box_[1].data(), w, h, stride, B.inv_b);
+        split(box_[2].data(), w, h, stride, B.inv_c);
 
         for (int it = 0; it < params_.warps; ++it) {
             // tmp_ = warped next - prev (temporal difference); b = box(grad * It).
             detail::warp_by_flow(L.next_s.data(), w, h, L.u.data(), L.v.data(), tmp_.data());
             for (std::size_t i = 0; i < n; ++i) tmp_[i] -= L.prev_s[i];
             for (std::size_t i = 0; i < n; ++i) tmp2_[i] = L.ix[i] * tmp_[i];
-            detail::box_mean(tmp2_.data(), w, h, r, L.cx.data(), box_acc_.data());
+            detail::box_mean(tmp2_.data(), w, h, r, box_[0].data(), box_acc_.data());
             for (std::size_t i = 0; i < n; ++i) tmp2_[i] = L.iy[i] * tmp_[i];
-            detail::box_mean(tmp2_.data(), w, h, r, L.cy.data(), box_acc_.data());
+            detail::box_mean(tmp2_.data(), w, h, r, box_[1].data(), box_acc_.data());
             // c = -b + alpha * (sum of neighbour flows - count * own flow).
-            auto rhs = [&](int x, int y, bool border) {
-                const std::size_t i = static_cast<std::size_t>(y) * w + x;
-                const float* u = L.u.data();
-                const float* v = L.v.data();
-                float su, sv, k;
-                if (border) {
-                    su = 0.0f; sv = 0.0f; k = 0.0f;
-                    if (x > 0) { su += u[i - 1]; sv += v[i - 1]; k += 1.0f; }
-                    if (x < w - 1) { su += u[i + 1]; sv += v[i + 1]; k += 1.0f; }
-                    if (y > 0) { su += u[i - w]; sv += v[i - w]; k += 1.0f; }
-                    if (y < h - 1) { su += u[i + w]; sv += v[i + w]; k += 1.0f; }
-                } else {
-                    su = (u[i - 1] + u[i + 1]) + (u[i - w] + u[i + w]);
-                    sv = (v[i - 1] + v[i + 1]) + (v[i - w] + v[i + w]);
-                    k = 4.0f;
-                }
-                L.cx[i] = -L.cx[i] + alpha * (su - k * u[i]);
-                L.cy[i] = -L.cy[i] + alpha * (sv - k * v[i]);
-            };
-            for (int y = 0; y < h; ++y) {
-                const bool edge_row = y == 0 || y == h - 1;
-                rhs(0, y, true);
-                for (int x = 1; x < w - 1; ++x) rhs(x, y, edge_row);
-                rhs(w - 1, y, true);
+            rhs(L.u.data(), w, h, alpha, box_[0].data());
+            rhs(L.v.data(), w, h, alpha, box_[1].data());
+            split(box_[0].data(), w, h, stride, B.cx);
+            split(box_[1].data(), w, h, stride, B.cy);
+            for (int c = 0; c < 2; ++c) {
+                std::fill(B.du[c].begin(), B.du[c].end(), 0.0f);
+                std::fill(B.dv[c].begin(), B.dv[c].end(), 0.0f);
             }
-            std::fill(L.du.begin(), L.du.end(), 0.0f);
-            std::fill(L.dv.begin(), L.dv.end(), 0.0f);
-            float* du = L.du.data();
-            float* dv = L.dv.data();
-            const float* ia = L.inv_a.data();
-            const float* ib = L.inv_b.data();
-            const float* ic = L.inv_c.data();
-            const float* cx = L.cx.data();
-            const float* cy = L.cy.data();
-            // SOR update of one pixel; `border` pixels check their neighbours.
-            auto relax = [&](int x, int y, bool border) {
-                const std::size_t i = static_cast<std::size_t>(y) * w + x;
-                float su, sv;
-                if (border) {
-                    su = 0.0f; sv = 0.0f;
-                    if (x > 0) { su += du[i - 1]; sv += dv[i - 1]; }
-                    if (x < w - 1) { su += du[i + 1]; sv += dv[i + 1]; }
-                    if (y > 0) { su += du[i - w]; sv += dv[i - w]; }
-                    if (y < h - 1) { su += du[i + w]; sv += dv[i + w]; }
-                } else {
-                    su = (du[i - 1] + du[i + 1]) + (du[i - w] + du[i + w]);
-                    sv = (dv[i - 1] + dv[i + 1]) + (dv[i - w] + dv[i + w]);
-                }
-                const float rx = cx[i] + alpha * su;
-                const float ry = cy[i] + alpha * sv;
-                du[i] += omega * ((ia[i] * rx + ib[i] * ry) - du[i]);
-                dv[i] += omega * ((ib[i] * rx + ic[i] * ry) - dv[i]);
+            // Relax row y of colour c. Its pixels sit at x = 2k + p; their left
+            // and right neighbours are entries k + p - 1 and k + p of the other
+            // colour's row, the upper and lower ones entry k of its adjacent rows.
+            auto relax = [&](int c, int y) {
+                const int p = (y + c) & 1;
+                const std::size_t row = static_cast<std::size_t>(y + 1) * stride + 1;
+                const float* ou = B.du[c ^ 1].data() + row;
+                const float* ov = B.dv[c ^ 1].data() + row;
+                relax_row((w + 1 - p) / 2, B.du[c].data() + row, B.dv[c].data() + row,
+                          ou + p - 1, ou + p, ou - stride, ou + stride,
+                          ov + p - 1, ov + p, ov - stride, ov + stride,
+                          B.inv_a[c].data() + row, B.inv_b[c].data() + row, B.inv_c[c].data() + row,
+                          B.cx[c].data() + row, B.cy[c].data() + row, alpha, omega);
             };
             // Coarse levels are cheap: sweep them more, so the fine level starts close.
             const int level_sweeps = params_.sweeps * (1 << std::min(l - finest, 2));
-            for (int s = 0; s < level_sweeps; ++s) {
-                for (int colour = 0; colour < 2; ++colour) {
-                    for (int y = 0; y < h; ++y) {
-                        int x = (y + colour) & 1;
-                        if (y == 0 || y == h - 1) {
-                            for (; x < w; x += 2) relax(x, y, true);
-                            continue;
-                        }
-                        if (x == 0) { relax(0, y, true); x = 2; }
-                        for (; x < w - 1; x += 2) relax(x, y, false);
-                        if (x == w - 1) relax(x, y, true);
-                    }
+            // One pass down the image runs every sweep. Step t of a sweep relaxes
+            // red row t, then black row t - 1: black row t - 1 needs red rows
+            // t - 2 to t, and red row t has read black row t - 1 before it
+            // changes. Each sweep trails the one before it by two rows, so its
+            // red row t finds black rows t - 1 to t + 1 already swept once more.
+            // The result is exactly that of whole sweeps, all red then all black,
+            // while the rows in flight stay in cache.
+            for (int front = 0; front <= h + 2 * (level_sweeps - 1); ++front) {
+                for (int s = 0; s < level_sweeps; ++s) {
+                    const int t = front - 2 * s;
+                    if (t < 0) break;
+                    if (t > h) continue;
+                    if (t < h) relax(0, t);
+                    if (t > 0) relax(1, t - 1);
                 }
             }
-            for (std::size_t i = 0; i < n; ++i) {
-                L.u[i] += L.du[i];
-                L.v[i] += L.dv[i];
-            }
+            add_merged(B.du, w, h, stride, L.u.data());
+            add_merged(B.dv, w, h, stride, L.v.data());
         }
     }
 

@@ -71,16 +71,23 @@ private:
         std::vector<float> prev, next;          // raw (box-downsampled) images
         std::vector<float> prev_s, next_s;      // 3x3 binomial smoothed
         std::vector<float> ix, iy;              // gradients of prev_s
-        std::vector<float> inv_a, inv_b, inv_c; // per-pixel 2x2 system inverse
-        std::vector<float> u, v, du, dv;        // flow and its increment
-        std::vector<float> cx, cy;              // constant right-hand sides
+        std::vector<float> u, v;                // flow
+    };
+    // The sweep's per-pixel arrays of the level being solved, one plane per
+    // colour of the red-black ordering (layout in flow.cpp), reused across levels.
+    struct Checkerboard {
+        int stride = 0;
+        std::vector<float> du[2], dv[2];          // flow increment
+        std::vector<float> inv_a[2], inv_b[2], inv_c[2]; // per-pixel 2x2 system inverse
+        std::vector<float> cx[2], cy[2];          // constant right-hand sides
     };
     template <typename T>
     void load(const T* prev, const T* next, int w, int h, std::ptrdiff_t stride);
     void run(float* flow);
     FlowParams params_;
     std::vector<Level> levels_;
-    std::vector<float> tmp_, tmp2_, box_acc_, weights_, row_;
+    Checkerboard board_;
+    std::vector<float> tmp_, tmp2_, box_[3], box_acc_, weights_, row_;
     std::vector<int> cols_;
 };
 

@@ -6,8 +6,8 @@
 namespace microexpr::detail {
 
 // Mean over the (2r+1)^2 box clipped to the image (each pixel divides by the
-// number of pixels actually inside). acc: w floats of scratch.
-void box_mean(const float* src, int w, int h, int r, float* dst, float* acc);
+// number of pixels actually inside). scratch: 2 * (w + r) floats.
+void box_mean(const float* src, int w, int h, int r, float* dst, float* scratch);
 
 // dst(x, y) = img(x + u, y + v), bilinear, sample positions clamped to the image.
 void warp_by_flow(const float* img, int w, int h, const float* u, const float* v, float* dst);
