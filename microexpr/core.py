@@ -127,7 +127,8 @@ def dense_flow(
         H, W >= 8.
     preset : {"fast", "balanced", "accurate"}
         ``fast`` solves at half resolution and upsamples; ``accurate`` does
-        more warps and sweeps than ``balanced``.
+        more warps and sweeps than ``balanced`` over a wider structure-tensor
+        window.
     levels, finest_level, warps, sweeps, window, smoothness, relaxation
         Override single parameters of the preset (pyramid levels, finest
         level solved, warping iterations per level, Gauss-Seidel sweeps per

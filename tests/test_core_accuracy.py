@@ -20,22 +20,22 @@ from microexpr.flowtruth import end_point_error, face_photo, make_flow_pair
 SEEDS = (0, 1, 2, 3)
 SIZE = 128
 # Mean end-point error (px) on the face over SEEDS at 128 px, about 15 % above
-# what this build measured: fast 0.344, balanced 0.201, accurate 0.198.
-EPE_BUDGET = {"fast": 0.40, "balanced": 0.23, "accurate": 0.23}
+# what this build measured: fast 0.328, balanced 0.201, accurate 0.196.
+EPE_BUDGET = {"fast": 0.38, "balanced": 0.23, "accurate": 0.23}
 # A 3 % brightness change may cost this much mean EPE (measured: -0.001 to 0 px;
 # both frames are standardised before matching).
 BRIGHTNESS_MARGIN = 0.02
 
 
 @lru_cache(maxsize=None)
-def pair(seed: int, brightness: float = 0.0):
-    return make_flow_pair(SIZE, seed=seed, brightness=brightness)
+def pair(seed: int, brightness: float = 0.0, size: int = SIZE):
+    return make_flow_pair(size, seed=seed, brightness=brightness)
 
 
-def mean_epe(preset: str, brightness: float = 0.0) -> float:
+def mean_epe(preset: str, brightness: float = 0.0, size: int = SIZE) -> float:
     errors = []
     for seed in SEEDS:
-        p = pair(seed, brightness)
+        p = pair(seed, brightness, size)
         errors.append(end_point_error(me.dense_flow(p.prev, p.next, preset=preset), p.flow, p.mask))
     return float(np.mean(errors))
 
@@ -50,8 +50,9 @@ def test_flow_error_is_within_the_preset_budget(preset):
     assert epe < 0.5 * still
 
 
-def test_presets_are_ordered_by_accuracy():
-    assert mean_epe("accurate") <= mean_epe("balanced") < mean_epe("fast")
+@pytest.mark.parametrize("size", [SIZE, 192])
+def test_presets_are_ordered_by_accuracy(size):
+    assert mean_epe("accurate", size=size) <= mean_epe("balanced", size=size) < mean_epe("fast", size=size)
 
 
 @pytest.mark.parametrize("preset", me.FLOW_PRESETS)

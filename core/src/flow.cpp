@@ -13,12 +13,18 @@
 #include <stdexcept>
 #include <type_traits>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "microexpr/core.hpp"
 #include "microexpr/detail.hpp"
 
 namespace microexpr {
 
 namespace {
+
+constexpr int kBlockPixels = 8;  // floats per AVX2 register
 
 // 2x2 mean downsampling; the coarse image is floor(w/2) x floor(h/2).
 void downsample(const float* src, int w, float* dst, int cw, int ch) {
@@ -117,6 +123,61 @@ void upsample2(const float* src, int sw, int sh, float* dst, float* row) {
     }
 }
 
+// upsample2 of u and v written straight into the interleaved (dx, dy) output.
+void upsample2_interleaved(const float* u, const float* v, int sw, int sh, float* flow,
+                           float* row_u, float* row_v) {
+    const int dw = 2 * sw;
+    for (int y = 0; y < 2 * sh; ++y) {
+        const int k = y >> 1;
+        const int other = (y & 1) ? std::min(k + 1, sh - 1) : std::max(k - 1, 0);
+        const std::ptrdiff_t r0 = static_cast<std::ptrdiff_t>(k) * sw;
+        const std::ptrdiff_t r1 = static_cast<std::ptrdiff_t>(other) * sw;
+        for (int x = 0; x < sw; ++x) {
+            row_u[x] = 2.0f * (0.75f * u[r0 + x] + 0.25f * u[r1 + x]);
+            row_v[x] = 2.0f * (0.75f * v[r0 + x] + 0.25f * v[r1 + x]);
+        }
+        float* d = flow + static_cast<std::ptrdiff_t>(y) * dw * 2;
+        d[0] = row_u[0];
+        d[1] = row_v[0];
+        int x = 0;
+#if defined(__AVX2__)
+        // Eight source columns give output pixels 2x + 1 and 2x + 2 of each.
+        const __m256 near = _mm256_set1_ps(0.75f), far = _mm256_set1_ps(0.25f);
+        for (; x + kBlockPixels <= sw - 1; x += kBlockPixels) {
+            const __m256 au = _mm256_loadu_ps(row_u + x), bu = _mm256_loadu_ps(row_u + x + 1);
+            const __m256 av = _mm256_loadu_ps(row_v + x), bv = _mm256_loadu_ps(row_v + x + 1);
+            const __m256 odd_u = _mm256_fmadd_ps(near, au, _mm256_mul_ps(far, bu));
+            const __m256 odd_v = _mm256_fmadd_ps(near, av, _mm256_mul_ps(far, bv));
+            const __m256 even_u = _mm256_fmadd_ps(far, au, _mm256_mul_ps(near, bu));
+            const __m256 even_v = _mm256_fmadd_ps(far, av, _mm256_mul_ps(near, bv));
+            // (u, v) pairs as doubles: odd pixels' pairs P, even pixels' pairs Q,
+            // stored in the order P0 Q0 P1 Q1 ... P7 Q7.
+            const __m256d p_lo = _mm256_castps_pd(_mm256_unpacklo_ps(odd_u, odd_v));   // P0 P1 | P4 P5
+            const __m256d p_hi = _mm256_castps_pd(_mm256_unpackhi_ps(odd_u, odd_v));   // P2 P3 | P6 P7
+            const __m256d q_lo = _mm256_castps_pd(_mm256_unpacklo_ps(even_u, even_v));
+            const __m256d q_hi = _mm256_castps_pd(_mm256_unpackhi_ps(even_u, even_v));
+            const __m256d pq0 = _mm256_unpacklo_pd(p_lo, q_lo);  // P0 Q0 | P4 Q4
+            const __m256d pq1 = _mm256_unpackhi_pd(p_lo, q_lo);  // P1 Q1 | P5 Q5
+            const __m256d pq2 = _mm256_unpacklo_pd(p_hi, q_hi);  // P2 Q2 | P6 Q6
+            const __m256d pq3 = _mm256_unpackhi_pd(p_hi, q_hi);  // P3 Q3 | P7 Q7
+            float* o = d + 4 * x + 2;
+            _mm256_storeu_pd(reinterpret_cast<double*>(o), _mm256_permute2f128_pd(pq0, pq1, 0x20));
+            _mm256_storeu_pd(reinterpret_cast<double*>(o + 8), _mm256_permute2f128_pd(pq2, pq3, 0x20));
+            _mm256_storeu_pd(reinterpret_cast<double*>(o + 16), _mm256_permute2f128_pd(pq0, pq1, 0x31));
+            _mm256_storeu_pd(reinterpret_cast<double*>(o + 24), _mm256_permute2f128_pd(pq2, pq3, 0x31));
+        }
+#endif
+        for (; x < sw - 1; ++x) {
+            d[4 * x + 2] = 0.75f * row_u[x] + 0.25f * row_u[x + 1];
+            d[4 * x + 3] = 0.75f * row_v[x] + 0.25f * row_v[x + 1];
+            d[4 * x + 4] = 0.25f * row_u[x] + 0.75f * row_u[x + 1];
+            d[4 * x + 5] = 0.25f * row_v[x] + 0.75f * row_v[x + 1];
+        }
+        d[2 * dw - 2] = row_u[sw - 1];
+        d[2 * dw - 1] = row_v[sw - 1];
+    }
+}
+
 // Upsample by 2^levels, through the exact 2x path whenever sizes allow.
 void upsample_flow(const float* src, int sw, int sh, float* dst, int dw, int dh, int factor,
                    std::vector<int>& cols, std::vector<float>& weights, std::vector<float>& buf) {
@@ -128,8 +189,6 @@ void upsample_flow(const float* src, int sw, int sh, float* dst, int dw, int dh,
     }
 }
 
-// out = image - mean, divided by its standard deviation: removes global gain
-// and offset changes between the two frames.
 // Sum and sum of squares: exact in integers for 8-bit images.
 void moments(const std::uint8_t* src, int w, int h, std::ptrdiff_t stride, double& sum, double& sq) {
     std::uint64_t s = 0, q = 0;
@@ -160,15 +219,23 @@ void moments(const float* src, int w, int h, std::ptrdiff_t stride, double& sum,
     }
 }
 
+// Mean and reciprocal standard deviation (1 for a flat image).
 template <typename T>
-void standardise(const T* src, int w, int h, std::ptrdiff_t stride, float* dst) {
+void gain_offset(const T* src, int w, int h, std::ptrdiff_t stride, double& mean, double& inv) {
     double sum, sq;
     moments(src, w, h, stride, sum, sq);
     const double n = static_cast<double>(w) * h;
-    const double mean = sum / n;
-    const double var = std::max(sq / n - mean * mean, 0.0);
-    const double sd = std::sqrt(var);
-    const double inv = sd > 1e-6 ? 1.0 / sd : 1.0;
+    mean = sum / n;
+    const double sd = std::sqrt(std::max(sq / n - mean * mean, 0.0));
+    inv = sd > 1e-6 ? 1.0 / sd : 1.0;
+}
+
+// out = image - mean, divided by its standard deviation: removes global gain
+// and offset changes between the two frames.
+template <typename T>
+void standardise(const T* src, int w, int h, std::ptrdiff_t stride, float* dst) {
+    double mean, inv;
+    gain_offset(src, w, h, stride, mean, inv);
     if constexpr (std::is_same_v<T, std::uint8_t>) {
         const float m = static_cast<float>(mean), fi = static_cast<float>(inv);
         for (int y = 0; y < h; ++y) {
@@ -182,6 +249,32 @@ void standardise(const T* src, int w, int h, std::ptrdiff_t stride, float* dst) 
             const T* r = src + y * stride;
             float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
             for (int x = 0; x < w; ++x) d[x] = static_cast<float>((static_cast<double>(r[x]) - mean) * inv);
+        }
+    }
+}
+
+// downsample(standardise(src)) in one pass, for when the full-size level is
+// never solved: the standardised full-size image is not stored.
+template <typename T>
+void standardise_halved(const T* src, int w, int h, std::ptrdiff_t stride, float* dst, int cw, int ch) {
+    double mean, inv;
+    gain_offset(src, w, h, stride, mean, inv);
+    for (int y = 0; y < ch; ++y) {
+        const T* r0 = src + 2 * y * stride;
+        const T* r1 = r0 + stride;
+        float* d = dst + static_cast<std::ptrdiff_t>(y) * cw;
+        if constexpr (std::is_same_v<T, std::uint8_t>) {
+            const float m = static_cast<float>(mean), fi = static_cast<float>(inv);
+            for (int x = 0; x < cw; ++x) {
+                const int sum = (r0[2 * x] + r0[2 * x + 1]) + (r1[2 * x] + r1[2 * x + 1]);
+                d[x] = (0.25f * static_cast<float>(sum) - m) * fi;
+            }
+        } else {
+            for (int x = 0; x < cw; ++x) {
+                const double sum = (static_cast<double>(r0[2 * x]) + r0[2 * x + 1]) +
+                                   (static_cast<double>(r1[2 * x]) + r1[2 * x + 1]);
+                d[x] = static_cast<float>((0.25 * sum - mean) * inv);
+            }
         }
     }
 }
@@ -214,16 +307,45 @@ void rhs(const float* f, int w, int h, float alpha, float* b) {
 
 // Red-black layout: colour c holds the pixels with (x + y) % 2 == c, and row
 // y of its plane lists its pixels x = 2k + ((y + c) & 1) at entry
-// (y + 1) * stride + 1 + k. The zero entries around each row stand in for
-// the neighbours missing at the image border, so a row relaxes without tests.
-void split(const float* src, int w, int h, int stride, std::vector<float>* planes) {
+// (y + 1) * stride + kBlock + k. The zero entries around each row stand in
+// for the neighbours missing at the image border, so a row relaxes without
+// tests, and rows start on a block boundary.
+constexpr int kBlock = kBlockPixels;  // pixels per coefficient block
+enum Coeff : int { kInvA, kInvB, kInvC, kRhsX, kRhsY, kCoeffs };
+
+// Entries per plane row: the left pad, then whole blocks that leave at least
+// one zero entry after the longest row.
+int plane_stride(int w) { return kBlock + ((w + 1) / 2 + kBlock) / kBlock * kBlock; }
+
+// Writes coefficient `slot` of every pixel: row y, entry k of colour c sits
+// in block k / kBlock of that row, lane k % kBlock.
+void pack(const float* src, int w, int h, int blocks, Coeff slot, std::vector<float>* coeffs) {
     for (int y = 0; y < h; ++y) {
         const float* s = src + static_cast<std::ptrdiff_t>(y) * w;
-        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + 1;
-        float* even = planes[y & 1].data() + row;
-        float* odd = planes[(y + 1) & 1].data() + row;
-        for (int k = 0; 2 * k < w; ++k) even[k] = s[2 * k];
-        for (int k = 0; 2 * k + 1 < w; ++k) odd[k] = s[2 * k + 1];
+        const std::size_t row = static_cast<std::size_t>(y) * blocks * kCoeffs * kBlock;
+        float* even = coeffs[y & 1].data() + row + slot * kBlock;
+        float* odd = coeffs[(y + 1) & 1].data() + row + slot * kBlock;
+        int k = 0;
+#if defined(__AVX2__)
+        // Sixteen pixels fill one block of each colour.
+        for (; 2 * k + 2 * kBlock <= w; k += kBlock, even += kCoeffs * kBlock, odd += kCoeffs * kBlock) {
+            const __m256 lo = _mm256_loadu_ps(s + 2 * k), hi = _mm256_loadu_ps(s + 2 * k + kBlock);
+            const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+            const __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+            _mm256_storeu_ps(even, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+            _mm256_storeu_ps(odd, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+        }
+        s += 2 * k;
+        const int rest = w - 2 * k;
+#else
+        const int rest = w;
+#endif
+        // Zero coefficients past the row's end keep those entries zero.
+        for (int j = 0; j < blocks * kBlock - k; ++j) {
+            const std::size_t at = static_cast<std::size_t>(j / kBlock) * kCoeffs * kBlock + j % kBlock;
+            even[at] = 2 * j < rest ? s[2 * j] : 0.0f;
+            odd[at] = 2 * j + 1 < rest ? s[2 * j + 1] : 0.0f;
+        }
     }
 }
 
@@ -231,7 +353,7 @@ void split(const float* src, int w, int h, int stride, std::vector<float>* plane
 void add_merged(const std::vector<float>* planes, int w, int h, int stride, float* dst) {
     for (int y = 0; y < h; ++y) {
         float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
-        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + 1;
+        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
         const float* even = planes[y & 1].data() + row;
         const float* odd = planes[(y + 1) & 1].data() + row;
         for (int k = 0; 2 * k < w; ++k) d[2 * k] += even[k];
@@ -239,21 +361,43 @@ void add_merged(const std::vector<float>* planes, int w, int h, int stride, floa
     }
 }
 
-// SOR update of one packed row: l, r, up, dn are the other colour's
-// left/right/upper/lower neighbours of each entry; restrict lets it vectorise.
-void relax_row(int n, float* __restrict du, float* __restrict dv,
-               const float* __restrict lu, const float* __restrict ru,
-               const float* __restrict upu, const float* __restrict dnu,
-               const float* __restrict lv, const float* __restrict rv,
-               const float* __restrict upv, const float* __restrict dnv,
-               const float* __restrict ia, const float* __restrict ib,
-               const float* __restrict ic, const float* __restrict cx,
-               const float* __restrict cy, float alpha, float omega) {
-    for (int k = 0; k < n; ++k) {
-        const float rx = cx[k] + alpha * ((lu[k] + ru[k]) + (upu[k] + dnu[k]));
-        const float ry = cy[k] + alpha * ((lv[k] + rv[k]) + (upv[k] + dnv[k]));
-        du[k] += omega * ((ia[k] * rx + ib[k] * ry) - du[k]);
-        dv[k] += omega * ((ib[k] * rx + ic[k] * ry) - dv[k]);
+// SOR update of `blocks` blocks of one packed row. ou, ov point at the other
+// colour's entry in the same row and column: the left and right neighbours
+// are its entries k + p - 1 and k + p, the upper and lower ones entry k of
+// the rows a stride away. Entries past the row's end have zero coefficients
+// and stay zero.
+void relax_row(int blocks, float* du, float* dv, const float* ou, const float* ov,
+               std::ptrdiff_t stride, int p, const float* coeffs, float alpha, float omega) {
+    const float* lu = ou + p - 1;
+    const float* lv = ov + p - 1;
+    int k = 0;
+#if defined(__AVX2__)
+    const __m256 va = _mm256_set1_ps(alpha), vw = _mm256_set1_ps(omega);
+    for (; k < blocks * kBlock; k += kBlock, coeffs += kCoeffs * kBlock) {
+        const __m256 su = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(lu + k), _mm256_loadu_ps(lu + k + 1)),
+                                        _mm256_add_ps(_mm256_loadu_ps(ou + k - stride),
+                                                      _mm256_loadu_ps(ou + k + stride)));
+        const __m256 sv = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(lv + k), _mm256_loadu_ps(lv + k + 1)),
+                                        _mm256_add_ps(_mm256_loadu_ps(ov + k - stride),
+                                                      _mm256_loadu_ps(ov + k + stride)));
+        const __m256 rx = _mm256_fmadd_ps(va, su, _mm256_loadu_ps(coeffs + kRhsX * kBlock));
+        const __m256 ry = _mm256_fmadd_ps(va, sv, _mm256_loadu_ps(coeffs + kRhsY * kBlock));
+        const __m256 a = _mm256_loadu_ps(coeffs + kInvA * kBlock);
+        const __m256 b = _mm256_loadu_ps(coeffs + kInvB * kBlock);
+        const __m256 c = _mm256_loadu_ps(coeffs + kInvC * kBlock);
+        const __m256 u = _mm256_loadu_ps(du + k), v = _mm256_loadu_ps(dv + k);
+        const __m256 tu = _mm256_fmadd_ps(a, rx, _mm256_mul_ps(b, ry));
+        const __m256 tv = _mm256_fmadd_ps(b, rx, _mm256_mul_ps(c, ry));
+        _mm256_storeu_ps(du + k, _mm256_fmadd_ps(vw, _mm256_sub_ps(tu, u), u));
+        _mm256_storeu_ps(dv + k, _mm256_fmadd_ps(vw, _mm256_sub_ps(tv, v), v));
+    }
+#endif
+    for (; k < blocks * kBlock; ++k) {
+        const float* cf = coeffs + (k / kBlock) * kCoeffs * kBlock + k % kBlock;
+        const float rx = cf[kRhsX * kBlock] + alpha * ((lu[k] + lu[k + 1]) + (ou[k - stride] + ou[k + stride]));
+        const float ry = cf[kRhsY * kBlock] + alpha * ((lv[k] + lv[k + 1]) + (ov[k - stride] + ov[k + stride]));
+        du[k] += omega * ((cf[kInvA * kBlock] * rx + cf[kInvB * kBlock] * ry) - du[k]);
+        dv[k] += omega * ((cf[kInvB * kBlock] * rx + cf[kInvC * kBlock] * ry) - dv[k]);
     }
 }
 
@@ -263,13 +407,13 @@ FlowParams flow_preset(const std::string& name) {
     FlowParams p;
     // Tuned on microexpr.flowtruth face crops (bench/compare_opencv.py).
     if (name == "fast") {
-        p.levels = 2; p.finest_level = 1; p.warps = 1; p.sweeps = 3; p.window = 2;
+        p.levels = 2; p.finest_level = 1; p.warps = 1; p.sweeps = 4; p.window = 1;
         p.smoothness = 0.03f; p.relaxation = 1.9f;
     } else if (name == "balanced") {
         p.levels = 4; p.finest_level = 0; p.warps = 1; p.sweeps = 18; p.window = 3;
         p.smoothness = 0.01f; p.relaxation = 1.9f;
     } else if (name == "accurate") {
-        p.levels = 4; p.finest_level = 0; p.warps = 2; p.sweeps = 24; p.window = 3;
+        p.levels = 4; p.finest_level = 0; p.warps = 2; p.sweeps = 24; p.window = 4;
         p.smoothness = 0.015f; p.relaxation = 1.9f;
     } else {
         throw std::invalid_argument("unknown flow preset '" + name +
@@ -312,18 +456,26 @@ void DenseFlow::load(const T* prev, const T* next, int w, int h, std::ptrdiff_t 
     for (int s = std::min(w, h); s / 2 >= 12 && top < params_.finest_level + params_.levels; s /= 2)
         ++top;
     levels_.resize(static_cast<std::size_t>(top) + 1);
+    // Only the pyramid above the full-size level is used when it is not solved.
+    const bool skip_full = params_.finest_level > 0 && top > 0 && params_.highpass == 0;
     int lw = w, lh = h;
     for (auto& L : levels_) {
         L.w = lw;
         L.h = lh;
-        const std::size_t n = static_cast<std::size_t>(lw) * lh;
+        const std::size_t n = (skip_full && &L == &levels_[0]) ? 0 : static_cast<std::size_t>(lw) * lh;
         L.prev.resize(n);
         L.next.resize(n);
         lw /= 2;
         lh /= 2;
     }
-    standardise(prev, w, h, stride, levels_[0].prev.data());
-    standardise(next, w, h, stride, levels_[0].next.data());
+    if (skip_full) {
+        Level& half = levels_[1];
+        standardise_halved(prev, w, h, stride, half.prev.data(), half.w, half.h);
+        standardise_halved(next, w, h, stride, half.next.data(), half.w, half.h);
+    } else {
+        standardise(prev, w, h, stride, levels_[0].prev.data());
+        standardise(next, w, h, stride, levels_[0].next.data());
+    }
     if (params_.highpass > 0) {
         // Local mean removal: a lighting gradient that changes between the
         // frames would otherwise read as motion.
@@ -335,7 +487,7 @@ void DenseFlow::load(const T* prev, const T* next, int w, int h, std::ptrdiff_t 
             for (std::size_t i = 0; i < n; ++i) (*img)[i] -= tmp_[i];
         }
     }
-    for (std::size_t l = 1; l < levels_.size(); ++l) {
+    for (std::size_t l = skip_full ? 2 : 1; l < levels_.size(); ++l) {
         const Level& f = levels_[l - 1];
         Level& c = levels_[l];
         downsample(f.prev.data(), f.w, c.prev.data(), c.w, c.h);
@@ -370,12 +522,16 @@ void DenseFlow::run(float* flow) {
                         &box_[1], &box_[2]})
             b->resize(n);
         box_acc_.resize(2 * static_cast<std::size_t>(w + params_.window));
-        B.stride = (w + 1) / 2 + 2;
-        const std::size_t plane = static_cast<std::size_t>(h + 2) * B.stride;
-        for (int c = 0; c < 2; ++c)
-            for (auto* b : {&B.du[c], &B.dv[c], &B.inv_a[c], &B.inv_b[c], &B.inv_c[c], &B.cx[c], &B.cy[c]})
-                b->resize(plane);
+        B.stride = plane_stride(w);
         const int stride = B.stride;
+        const int blocks = (stride - kBlock) / kBlock;
+        const std::size_t plane = static_cast<std::size_t>(h + 2) * stride;
+        const std::size_t row_coeffs = static_cast<std::size_t>(blocks) * kCoeffs * kBlock;
+        for (int c = 0; c < 2; ++c) {
+            B.du[c].resize(plane);
+            B.dv[c].resize(plane);
+            B.coeffs[c].resize(static_cast<std::size_t>(h) * row_coeffs);
+        }
 
         if (l == top) {
             std::fill(L.u.begin(), L.u.end(), 0.0f);
@@ -412,9 +568,9 @@ void DenseFlow::run(float* flow) {
                 c[x] = jxx * inv_det;
             }
         }
-        split(box_[0].data(), w, h, stride, B.inv_a);
-        split(box_[1].data(), w, h, stride, B.inv_b);
-        split(box_[2].data(), w, h, stride, B.inv_c);
+        pack(box_[0].data(), w, h, blocks, kInvA, B.coeffs);
+        pack(box_[1].data(), w, h, blocks, kInvB, B.coeffs);
+        pack(box_[2].data(), w, h, blocks, kInvC, B.coeffs);
 
         for (int it = 0; it < params_.warps; ++it) {
             // tmp_ = warped next - prev (temporal difference); b = box(grad * It).
@@ -427,8 +583,8 @@ void DenseFlow::run(float* flow) {
             // c = -b + alpha * (sum of neighbour flows - count * own flow).
             rhs(L.u.data(), w, h, alpha, box_[0].data());
             rhs(L.v.data(), w, h, alpha, box_[1].data());
-            split(box_[0].data(), w, h, stride, B.cx);
-            split(box_[1].data(), w, h, stride, B.cy);
+            pack(box_[0].data(), w, h, blocks, kRhsX, B.coeffs);
+            pack(box_[1].data(), w, h, blocks, kRhsY, B.coeffs);
             for (int c = 0; c < 2; ++c) {
                 std::fill(B.du[c].begin(), B.du[c].end(), 0.0f);
                 std::fill(B.dv[c].begin(), B.dv[c].end(), 0.0f);
@@ -438,14 +594,11 @@ void DenseFlow::run(float* flow) {
             // colour's row, the upper and lower ones entry k of its adjacent rows.
             auto relax = [&](int c, int y) {
                 const int p = (y + c) & 1;
-                const std::size_t row = static_cast<std::size_t>(y + 1) * stride + 1;
-                const float* ou = B.du[c ^ 1].data() + row;
-                const float* ov = B.dv[c ^ 1].data() + row;
-                relax_row((w + 1 - p) / 2, B.du[c].data() + row, B.dv[c].data() + row,
-                          ou + p - 1, ou + p, ou - stride, ou + stride,
-                          ov + p - 1, ov + p, ov - stride, ov + stride,
-                          B.inv_a[c].data() + row, B.inv_b[c].data() + row, B.inv_c[c].data() + row,
-                          B.cx[c].data() + row, B.cy[c].data() + row, alpha, omega);
+                const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
+                const int row_blocks = ((w + 1 - p) / 2 + kBlock - 1) / kBlock;
+                relax_row(row_blocks, B.du[c].data() + row, B.dv[c].data() + row,
+                          B.du[c ^ 1].data() + row, B.dv[c ^ 1].data() + row, stride, p,
+                          B.coeffs[c].data() + static_cast<std::size_t>(y) * row_coeffs, alpha, omega);
             };
             // Coarse levels are cheap: sweep them more, so the fine level starts close.
             const int level_sweeps = params_.sweeps * (1 << std::min(l - finest, 2));
@@ -475,6 +628,12 @@ void DenseFlow::run(float* flow) {
     const int w = full.w, h = full.h;
     const float* u = F.u.data();
     const float* v = F.v.data();
+    if (finest == 1 && w == 2 * F.w && h == 2 * F.h) {
+        tmp_.resize(static_cast<std::size_t>(F.w));
+        tmp2_.resize(static_cast<std::size_t>(F.w));
+        upsample2_interleaved(u, v, F.w, F.h, flow, tmp_.data(), tmp2_.data());
+        return;
+    }
     if (finest > 0) {
         const std::size_t n = static_cast<std::size_t>(w) * h;
         tmp_.resize(n);

@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "microexpr/core.hpp"
 
 namespace microexpr {
@@ -14,6 +18,18 @@ namespace microexpr {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
+
+#if defined(__AVX2__)
+// Four (u, v) float pairs from p as doubles, u and v apart, in order.
+inline void load_pairs(const float* p, __m256d& u, __m256d& v) {
+    const __m256 uv = _mm256_loadu_ps(p);  // u0 v0 u1 v1 u2 v2 u3 v3
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(uv));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(uv, 1));
+    // unpack gives the order 0 2 1 3; the permute restores 0 1 2 3.
+    u = _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), 0xD8);
+    v = _mm256_permute4x64_pd(_mm256_unpackhi_pd(lo, hi), 0xD8);
+}
+#endif
 
 // Optical strain magnitude sqrt(exx^2 + eyy^2 + 2 exy^2) of row y, with
 // derivatives as numpy.gradient takes them: central inside, one-sided at the
@@ -36,12 +52,37 @@ void strain_row(const float* flow, int w, int h, int y, double* out) {
         return;
     }
     at(0, 0, 1, 1.0);
-    for (int x = 1; x < w - 1; ++x) at(x, x - 1, x + 1, 0.5);
+    int x = 1;
+#if defined(__AVX2__)
+    const __m256d half = _mm256_set1_pd(0.5), vsy = _mm256_set1_pd(sy), two = _mm256_set1_pd(2.0);
+    for (; x + 4 <= w - 1; x += 4) {
+        __m256d ul, vl, ur, vr, uu, vu, ud, vd;
+        load_pairs(r + 2 * (x - 1), ul, vl);
+        load_pairs(r + 2 * (x + 1), ur, vr);
+        load_pairs(up + 2 * x, uu, vu);
+        load_pairs(dn + 2 * x, ud, vd);
+        const __m256d ux = _mm256_mul_pd(half, _mm256_sub_pd(ur, ul));
+        const __m256d vx = _mm256_mul_pd(half, _mm256_sub_pd(vr, vl));
+        const __m256d uy = _mm256_mul_pd(vsy, _mm256_sub_pd(ud, uu));
+        const __m256d vy = _mm256_mul_pd(vsy, _mm256_sub_pd(vd, vu));
+        const __m256d exy = _mm256_mul_pd(half, _mm256_add_pd(uy, vx));
+        const __m256d sq = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(ux, ux), _mm256_mul_pd(vy, vy)),
+                                         _mm256_mul_pd(two, _mm256_mul_pd(exy, exy)));
+        _mm256_storeu_pd(out + x, _mm256_sqrt_pd(sq));
+    }
+#endif
+    for (; x < w - 1; ++x) at(x, x - 1, x + 1, 0.5);
     at(w - 1, w - 2, w - 1, 1.0);
 }
 
 // floor((atan2(dy, dx) + pi) / bin_width) clamped to [0, bins): the bin of a
-// vector's direction. A polynomial arctangent (error < 2e-6 rad) decides
+// vector's direction, from the library atan2.
+int atan2_bin(double dx, double dy, double bin_width, int bins) {
+    const int b = static_cast<int>(std::floor((std::atan2(dy, dx) + kPi) / bin_width));
+    return std::clamp(b, 0, bins - 1);
+}
+
+// atan2_bin through a polynomial arctangent (error < 2e-6 rad), which decides
 // unless the vector lies within 1e-5 rad of a bin edge or an axis; those
 // take the library atan2, so bins match it exactly.
 int direction_bin(double dx, double dy, double bin_width, double inv_width, int bins) {
@@ -61,8 +102,56 @@ int direction_bin(double dx, double dy, double bin_width, double inv_width, int 
         if (edge > margin && edge < 1.0 - margin)
             return std::clamp(static_cast<int>(std::floor(t)), 0, bins - 1);
     }
-    const int b = static_cast<int>(std::floor((std::atan2(dy, dx) + kPi) / bin_width));
-    return std::clamp(b, 0, bins - 1);
+    return atan2_bin(dx, dy, bin_width, bins);
+}
+
+// Magnitude and direction bin of every vector of a flow row, less the
+// reference vector. Four vectors at a time as in direction_bin; the few it
+// leaves undecided are marked -1 and binned by atan2 after the loop.
+void direction_row(const float* row, int w, double ref_x, double ref_y, double bin_width,
+                   double inv_width, int bins, double* mag, int* bin) {
+    int x = 0;
+#if defined(__AVX2__)
+    const __m256d sign = _mm256_set1_pd(-0.0), zero = _mm256_setzero_pd();
+    const __m256d rx = _mm256_set1_pd(ref_x), ry = _mm256_set1_pd(ref_y);
+    const __m256d pi = _mm256_set1_pd(kPi), half_pi = _mm256_set1_pd(0.5 * kPi);
+    const __m256d inv = _mm256_set1_pd(inv_width), one = _mm256_set1_pd(1.0);
+    const __m256d margin = _mm256_set1_pd(1e-5 * inv_width);
+    const __m128i last = _mm_set1_epi32(bins - 1), undecided = _mm_set1_epi32(-1);
+    const double c[6] = {0.99997726, -0.33262347, 0.19354346, -0.11643287, 0.05265332, -0.01172120};
+    for (; x + 4 <= w; x += 4) {
+        __m256d u, v;
+        load_pairs(row + 2 * x, u, v);
+        const __m256d dx = _mm256_sub_pd(u, rx), dy = _mm256_sub_pd(v, ry);
+        _mm256_storeu_pd(mag + x, _mm256_sqrt_pd(_mm256_add_pd(_mm256_mul_pd(dx, dx), _mm256_mul_pd(dy, dy))));
+        const __m256d ax = _mm256_andnot_pd(sign, dx), ay = _mm256_andnot_pd(sign, dy);
+        const __m256d lo = _mm256_min_pd(ax, ay), hi = _mm256_max_pd(ax, ay);
+        const __m256d z = _mm256_div_pd(lo, hi), z2 = _mm256_mul_pd(z, z);
+        __m256d a = _mm256_set1_pd(c[5]);
+        for (int j = 4; j >= 0; --j) a = _mm256_add_pd(_mm256_set1_pd(c[j]), _mm256_mul_pd(z2, a));
+        a = _mm256_mul_pd(z, a);
+        a = _mm256_blendv_pd(a, _mm256_sub_pd(half_pi, a), _mm256_cmp_pd(ay, ax, _CMP_GT_OQ));
+        a = _mm256_blendv_pd(a, _mm256_sub_pd(pi, a), _mm256_cmp_pd(dx, zero, _CMP_LT_OQ));
+        a = _mm256_or_pd(_mm256_andnot_pd(sign, a), _mm256_and_pd(sign, dy));
+        const __m256d t = _mm256_mul_pd(_mm256_add_pd(a, pi), inv);
+        const __m256d floor_t = _mm256_floor_pd(t);
+        const __m256d edge = _mm256_sub_pd(t, floor_t);
+        const __m256d decided = _mm256_and_pd(
+            _mm256_cmp_pd(lo, zero, _CMP_GT_OQ),
+            _mm256_and_pd(_mm256_cmp_pd(edge, margin, _CMP_GT_OQ),
+                          _mm256_cmp_pd(edge, _mm256_sub_pd(one, margin), _CMP_LT_OQ)));
+        const __m128i b = _mm_min_epi32(_mm_max_epi32(_mm256_cvttpd_epi32(floor_t), _mm_setzero_si128()), last);
+        const __m128i keep = _mm256_cvtpd_epi32(_mm256_and_pd(decided, one));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(bin + x), _mm_blendv_epi8(undecided, b, _mm_sub_epi32(_mm_setzero_si128(), keep)));
+    }
+    for (int j = 0; j < x; ++j)
+        if (bin[j] < 0) bin[j] = atan2_bin(row[2 * j] - ref_x, row[2 * j + 1] - ref_y, bin_width, bins);
+#endif
+    for (; x < w; ++x) {
+        const double dx = row[2 * x] - ref_x, dy = row[2 * x + 1] - ref_y;
+        mag[x] = std::sqrt(dx * dx + dy * dy);
+        bin[x] = direction_bin(dx, dy, bin_width, inv_width, bins);
+    }
 }
 
 }  // namespace
@@ -104,9 +193,11 @@ void region_stats(const float* flow, const std::int32_t* labels, int w, int h, i
     std::vector<float> mag(n);
     std::vector<int> bin(n);
     const double bin_width = 2.0 * kPi / B, inv_width = 1.0 / bin_width;
-    std::vector<double> strain(static_cast<std::size_t>(w));
+    std::vector<double> strain(static_cast<std::size_t>(w)), row_mag(static_cast<std::size_t>(w));
     for (int y = 0; y < h; ++y) {
         strain_row(flow, w, h, y, strain.data());
+        direction_row(flow + 2 * (static_cast<std::size_t>(y) * w), w, ref_x, ref_y, bin_width, inv_width,
+                      B, row_mag.data(), bin.data() + static_cast<std::size_t>(y) * w);
         const std::int32_t* row_labels = labels + static_cast<std::size_t>(y) * w;
         // Regions come in runs along a row: sum each run in registers.
         for (int x = 0; x < w;) {
@@ -122,16 +213,13 @@ void region_stats(const float* flow, const std::int32_t* labels, int w, int h, i
             std::size_t* bins_k = &bin_count[static_cast<std::size_t>(k) * B];
             for (; x < end; ++x) {
                 const std::size_t i = static_cast<std::size_t>(y) * w + x;
-                const double dx = flow[2 * i] - ref_x, dy = flow[2 * i + 1] - ref_y;
-                const double m = std::sqrt(dx * dx + dy * dy);
-                const int b = direction_bin(dx, dy, bin_width, inv_width, B);
+                const double m = row_mag[x];
                 run_mag += m;
-                run_x += dx;
-                run_y += dy;
+                run_x += flow[2 * i] - ref_x;
+                run_y += flow[2 * i + 1] - ref_y;
                 run_strain += strain[x];
                 mag[i] = static_cast<float>(m);
-                bin[i] = b;
-                ++bins_k[b];
+                ++bins_k[bin[i]];
             }
             count[k] += end - start;
             sum_mag[k] += run_mag;

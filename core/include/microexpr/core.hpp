@@ -77,9 +77,10 @@ private:
     // colour of the red-black ordering (layout in flow.cpp), reused across levels.
     struct Checkerboard {
         int stride = 0;
-        std::vector<float> du[2], dv[2];          // flow increment
-        std::vector<float> inv_a[2], inv_b[2], inv_c[2]; // per-pixel 2x2 system inverse
-        std::vector<float> cx[2], cy[2];          // constant right-hand sides
+        std::vector<float> du[2], dv[2];  // flow increment
+        // Per pixel: the 2x2 system inverse (a, b, c) and the constant
+        // right-hand side (cx, cy), interleaved in blocks of eight pixels.
+        std::vector<float> coeffs[2];
     };
     template <typename T>
     void load(const T* prev, const T* next, int w, int h, std::ptrdiff_t stride);
