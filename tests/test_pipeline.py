@@ -187,6 +187,8 @@ def test_unknown_option_is_a_parameter_error():
         Analyzer(detector=None, mode="sometimes")
     with pytest.raises(ParameterError):
         Analyzer(detector=None, crop_size=32)
+    with pytest.raises(ParameterError, match="sweepz"):
+        Analyzer(detector=None, flow_options={"sweepz": 3})
 
 
 def test_spotting_stage_time_leaves_out_flow_and_regions(monkeypatch):
