@@ -46,6 +46,7 @@ N_REGIONS = len(REGION_NAMES)
 _GROUP_OF = np.array([GROUP_NAMES.index(REGION_GROUPS[n]) if REGION_GROUPS[n] in GROUP_NAMES else -1
                       for n in REGION_NAMES])
 _EYES = GROUP_NAMES.index("eyes")
+_BROWS = GROUP_NAMES.index("brows")
 _MOUTH_GROUPS = {GROUP_NAMES.index("mouth"), GROUP_NAMES.index("chin")}
 
 
@@ -79,6 +80,7 @@ class SpotterConfig:
     head_window: float = 0.15
     speech_power: float = 2.0e-5
     blink_ratio: float = 0.72
+    blink_margin: float = 1.5
     min_au: float = 0.1
 
     @classmethod
@@ -581,7 +583,10 @@ class TrackSpotter:
         # long still spell away from the anchor is a pose, lighting or drift
         # shift. Either way keep a rise-and-fall that happened before.
         lag_ref = self._lag_reference(t, not_before=cand.anchor.t)
-        if lag_ref is not None and lag_ref is not record:
+        # A blink shakes the regions around the eyes: it says nothing about
+        # whether the expression moves.
+        blinking_now = record.eyes_closing or self.blinks.closing
+        if lag_ref is not None and lag_ref is not record and not blinking_now:
             lag_vec = self._vectors(lag_ref, record)
             lag_act = self._activity(lag_vec, t, speaking,
                                      record.eyes_closing or lag_ref.eyes_closing)[1]
@@ -656,21 +661,25 @@ class TrackSpotter:
         thr = self._thresholds(age=apex_t - cand.anchor.t)
         region_peak = np.nanmax(mags, axis=0) / thr
         region_peak[REFERENCE_REGION] = 0.0
+        blinking = self.blinks.overlaps(onset_t, offset_t)
+        if blinking:
+            # The lids' own motion is the blink's, and it bleeds into the brow
+            # regions above: brows must stand out against it, the regions
+            # below only against each other.
+            eye_peak = float(np.nanmax(region_peak[_GROUP_OF == _EYES]))
+            brows = _GROUP_OF == _BROWS
+            region_peak[brows & (region_peak < cfg.region_fraction * eye_peak)] = 0.0
+            region_peak[_GROUP_OF == _EYES] = 0.0
+            # Moving eye landmarks jolt the alignment: ask the rest for a margin.
+            region_peak /= cfg.blink_margin
         active = (region_peak >= 1.0) & (region_peak >= cfg.region_fraction * np.nanmax(region_peak))
         mouth = np.isin(_GROUP_OF, list(_MOUTH_GROUPS))
         if self.speech.active_at(apex_t) or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
             active &= ~mouth
-        blinking = self.blinks.overlaps(onset_t, offset_t)
         groups = sorted({GROUP_NAMES[g] for g in _GROUP_OF[active] if g >= 0})
-        if blinking and groups == ["eyes"]:
-            log.debug("drop %.2f-%.2f: the blink itself", onset_t, offset_t)
-            return None  # already reported as a blink
-        if blinking and "eyes" in groups:
-            # Lids falling and rising are the blink's, never the expression's.
-            active &= _GROUP_OF != _EYES
-            groups = [g for g in groups if g != "eyes"]
         if not groups:
-            log.debug("drop %.2f-%.2f: no region left (speech/blink masked)", onset_t, offset_t)
+            log.debug("drop %.2f-%.2f: %s", onset_t, offset_t,
+                      "the blink itself" if blinking else "no region left (speech masked)")
             return None
 
         # Each region at its own peak: the regions of one expression do not

@@ -39,7 +39,7 @@ def field(pattern, scale):
     return out
 
 
-def run(duration, components, *, fps=FPS, seed=0):
+def run(duration, components, *, fps=FPS, seed=0, aperture=lambda t: 0.3):
     """Push ``duration`` s of frames; ``components`` is a list of (pattern, profile(t))."""
     times = np.arange(0.0, duration, 1.0 / fps)
     disp = {i: sum((field(p, f(t)) for p, f in components), np.zeros((len(REGION_NAMES), 2)))
@@ -54,8 +54,8 @@ def run(duration, components, *, fps=FPS, seed=0):
     events = []
     for i, t in enumerate(times):
         record = FrameRecord(t=float(t), index=i, crop=crop, points=np.zeros((1, 2)))
-        events += spotter.push(record, aperture=0.3, lip_gap=0.05, opening_velocity=None,
-                               rigid_shape=None)
+        events += spotter.push(record, aperture=float(aperture(t)), lip_gap=0.05,
+                               opening_velocity=None, rigid_shape=None)
     events += spotter.flush()
     return [e for e in events if e.kind != "blink"]
 
@@ -102,3 +102,26 @@ def test_event_timing_does_not_depend_on_the_frame_rate(fps):
     events = run(7.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 2.5, 3.2))], fps=fps)
     assert len(events) == 1, events
     assert overlap(events[0], 2.0, 3.2) >= 0.5
+
+
+LIDS_CLOSING = {"eye_upper_right": (0.0, 6.0), "eye_upper_left": (0.0, 6.0),
+                "eye_lower_right": (0.0, 1.0), "eye_lower_left": (0.0, 1.0),
+                "brow_inner_right": (0.0, 0.5), "brow_inner_left": (0.0, 0.5)}
+
+
+def blink(t, onset=3.3, offset=3.55):
+    return raised_cosine(t, onset, onset + 0.4 * (offset - onset), offset)
+
+
+def test_blink_during_a_smile_leaves_the_smile():
+    # The lids' motion dwarfs the mouth's; the smile must survive the blink.
+    events = run(8.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 3.2, 4.8)), (LIDS_CLOSING, blink)],
+                 aperture=lambda t: 0.3 * (1.0 - 0.8 * blink(t)))
+    assert len(events) == 1, events
+    assert events[0].kind == "macro" and overlap(events[0], 2.0, 4.8) >= 0.5
+    assert "eyes" not in events[0].regions
+
+
+def test_blink_alone_is_not_an_expression():
+    events = run(6.0, [(LIDS_CLOSING, blink)], aperture=lambda t: 0.3 * (1.0 - 0.8 * blink(t)))
+    assert events == []
