@@ -311,6 +311,7 @@ class _Candidate:
     records: list[FrameRecord] = field(default_factory=list)
     acts: list[float] = field(default_factory=list)
     still_since: float | None = None
+    blinked: bool = False  # a blink has begun since the anchor
 
 
 class TrackSpotter:
@@ -452,8 +453,11 @@ class TrackSpotter:
         if self._candidate is None or not self._candidate.times:
             self._candidate = None
             return []
-        event = self._finish(self._candidate, len(self._candidate.times) - 1, self._candidate.times[-1])
+        cand = self._candidate
         self._candidate = None
+        # The stream may stop long after the movement settled: end where the
+        # activity fell back, not at the last frame.
+        event = self._finish(cand, self._settled_index(cand.acts), cand.times[-1])
         return [event] if event is not None else []
 
     # ------------------------------------------------------------ internals
@@ -561,6 +565,21 @@ class TrackSpotter:
         self._record_signals(np.hypot(vec[:, 0], vec[:, 1]), ratio, 1.0)
         cand.acts.append(act)
         acts = cand.acts
+        if record.eyes_closing and not cand.blinked:
+            cand.blinked = True
+            # A blink begins after a clear movement fell back: close the event
+            # at the blink's first frame, before the lids' motion runs into it.
+            first = next(i for i, rec in enumerate(cand.records) if rec.eyes_closing)
+            before = acts[:first]
+            if before and not speaking and max(before) >= 2.0 and \
+                    min(before[int(np.argmax(before)):]) < 0.5 * max(before):
+                self._candidate = None
+                self._last_offset = cand.times[first]
+                log.debug("candidate from %.2f closed by a blink at %.2f", cand.anchor.t, t)
+                for kept in (cand.times, cand.vectors, cand.records, cand.acts):
+                    del kept[first:]
+                event = self._finish(cand, self._settled_index(cand.acts), t)
+                return [event] if event is not None else []
         peak = max(acts)
         level = self._end_level(peak)
         # Smooth over ~0.07 s so one noisy frame neither ends nor prolongs an event.
@@ -631,6 +650,13 @@ class TrackSpotter:
             return []
         event = self._finish(cand, apex_i + int(np.argmax(fell)), now)
         return [event] if event is not None else []
+
+    def _settled_index(self, acts: Sequence[float]) -> int:
+        """First frame after the apex whose activity is back below the end level (else the last)."""
+        acts = np.asarray(acts)
+        apex_i = int(np.argmax(acts))
+        below = np.flatnonzero(acts[apex_i:] < self._end_level(float(acts[apex_i])))
+        return apex_i + int(below[0]) if below.size else len(acts) - 1
 
     def _end_level(self, peak: float) -> float:
         return max(self.config.end_fraction * peak, 1.1 * self._idle_level, 0.5)

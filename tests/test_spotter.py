@@ -125,3 +125,17 @@ def test_blink_during_a_smile_leaves_the_smile():
 def test_blink_alone_is_not_an_expression():
     events = run(6.0, [(LIDS_CLOSING, blink)], aperture=lambda t: 0.3 * (1.0 - 0.8 * blink(t)))
     assert events == []
+
+
+def test_micro_expression_just_before_a_blink_is_kept():
+    events = run(6.0, [(BROW_RAISE, lambda t: raised_cosine(t, 3.0, 3.08, 3.2)),
+                       (LIDS_CLOSING, lambda t: blink(t, 3.35, 3.6))],
+                 aperture=lambda t: 0.3 * (1.0 - 0.8 * blink(t, 3.35, 3.6)))
+    assert len(events) == 1, events
+    assert events[0].kind == "micro" and overlap(events[0], 3.0, 3.2) >= 0.5
+
+
+def test_event_still_open_when_the_stream_stops_ends_where_it_settled():
+    events = run(4.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 2.2, 2.45))])
+    assert len(events) == 1, events
+    assert events[0].offset < 3.0
