@@ -26,6 +26,11 @@ namespace {
 
 constexpr int kBlockPixels = 8;  // floats per AVX2 register
 
+template <typename T>
+void grow(std::vector<T>& v, std::size_t n) {
+    if (v.size() < n) v.resize(n);
+}
+
 // 2x2 mean downsampling; the coarse image is floor(w/2) x floor(h/2).
 void downsample(const float* src, int w, float* dst, int cw, int ch) {
     for (int y = 0; y < ch; ++y) {
@@ -279,31 +284,129 @@ void standardise_halved(const T* src, int w, int h, std::ptrdiff_t stride, float
     }
 }
 
-// b = -b + alpha * (sum of the in-image neighbours of f - their count * f).
-void rhs(const float* f, int w, int h, float alpha, float* b) {
-    for (int y = 0; y < h; ++y) {
-        const float* r = f + static_cast<std::ptrdiff_t>(y) * w;
-        float* d = b + static_cast<std::ptrdiff_t>(y) * w;
-        const float* up = y > 0 ? r - w : nullptr;
-        const float* dn = y < h - 1 ? r + w : nullptr;
-        auto border = [&](int x) {
-            float s = 0.0f, k = 0.0f;
-            if (x > 0) { s += r[x - 1]; k += 1.0f; }
-            if (x < w - 1) { s += r[x + 1]; k += 1.0f; }
-            if (up) { s += up[x]; k += 1.0f; }
-            if (dn) { s += dn[x]; k += 1.0f; }
-            d[x] = -d[x] + alpha * (s - k * r[x]);
-        };
-        border(0);
-        if (up && dn) {
-            for (int x = 1; x < w - 1; ++x)
-                d[x] = -d[x] + alpha * (((r[x - 1] + r[x + 1]) + (up[x] + dn[x])) - 4.0f * r[x]);
-        } else {
-            for (int x = 1; x < w - 1; ++x) border(x);
-        }
-        border(w - 1);
+// Row y of b = -b + alpha * (sum of the in-image neighbours of f - their
+// count * f); d points at that row of b.
+void rhs_row(const float* f, int w, int h, int y, float alpha, float* d) {
+    const float* r = f + static_cast<std::ptrdiff_t>(y) * w;
+    const float* up = y > 0 ? r - w : nullptr;
+    const float* dn = y < h - 1 ? r + w : nullptr;
+    auto border = [&](int x) {
+        float s = 0.0f, k = 0.0f;
+        if (x > 0) { s += r[x - 1]; k += 1.0f; }
+        if (x < w - 1) { s += r[x + 1]; k += 1.0f; }
+        if (up) { s += up[x]; k += 1.0f; }
+        if (dn) { s += dn[x]; k += 1.0f; }
+        d[x] = -d[x] + alpha * (s - k * r[x]);
+    };
+    border(0);
+    if (up && dn) {
+        for (int x = 1; x < w - 1; ++x)
+            d[x] = -d[x] + alpha * (((r[x - 1] + r[x + 1]) + (up[x] + dn[x])) - 4.0f * r[x]);
+    } else {
+        for (int x = 1; x < w - 1; ++x) border(x);
     }
+    border(w - 1);
 }
+
+// Box means over the (2r+1)^2 window clipped to the image (each pixel divides
+// by the number of pixels inside) of `channels` images made one row at a
+// time: a row is written into a ring of 2r + 2 rows just before it enters
+// the window, so the products the means take never fill full-size arrays.
+// Running column sums padded with r zeros on each side make every mean a
+// plain sum of 2r + 1 entries, with no dependency between pixels.
+class RowBoxes {
+public:
+    RowBoxes(std::vector<float>& ring, std::vector<float>& sums, int channels, int w, int h, int r)
+        : channels_(channels), w_(w), h_(h), r_(r), slots_(2 * r + 2), padded_(w + 2 * r) {
+        const std::size_t ring_size = static_cast<std::size_t>(slots_) * channels * w;
+        const std::size_t sums_size = static_cast<std::size_t>(channels) * padded_ + w;
+        grow(ring, ring_size);
+        grow(sums, sums_size);
+        ring_ = ring.data();
+        sums_ = sums.data();
+        inv_cols_ = sums_ + static_cast<std::size_t>(channels) * padded_;
+        std::fill(sums_, inv_cols_, 0.0f);
+        for (int x = 0; x < w; ++x)
+            inv_cols_[x] = 1.0f / static_cast<float>(std::min(x + r, w - 1) - std::max(x - r, 0) + 1);
+    }
+
+    // Row y's channels, w floats apart.
+    float* slot(int y) { return ring_ + static_cast<std::size_t>(y % slots_) * channels_ * w_; }
+
+    // Runs produce(y, slot(y)) for every row as it enters the window and
+    // consume(y) when row y's means are ready (mean(c, dst) gives them).
+    template <typename Produce, typename Consume>
+    void run(Produce produce, Consume consume) {
+        for (int y = 0; y <= std::min(r_, h_ - 1); ++y) {
+            produce(y, slot(y));
+            slide(slot(y), nullptr);
+        }
+        for (int y = 0; y < h_; ++y) {
+            y_ = y;
+            consume(y);
+            float* entering = y + r_ + 1 < h_ ? slot(y + r_ + 1) : nullptr;
+            if (entering) produce(y + r_ + 1, entering);
+            slide(entering, y - r_ >= 0 ? slot(y - r_) : nullptr);
+        }
+    }
+
+    // Channel c's means for the row being consumed.
+    void mean(int c, float* d) const {
+        const float* acc = sums_ + static_cast<std::size_t>(c) * padded_;
+        const int n = 2 * r_;
+        const float inv_rows = 1.0f / static_cast<float>(std::min(y_ + r_, h_ - 1) - std::max(y_ - r_, 0) + 1);
+        int x = 0;
+#if defined(__AVX2__)
+        const __m256 row_scale = _mm256_set1_ps(inv_rows);
+        for (; x + kBlockPixels <= w_; x += kBlockPixels) {
+            // Four partial sums: a single running sum waits on each add.
+            const float* a = acc + x;
+            __m256 s0 = _mm256_loadu_ps(a), s1 = _mm256_setzero_ps(), s2 = s1, s3 = s1;
+            int j = 1;
+            for (; j + 3 <= n; j += 4) {
+                s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a + j));
+                s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a + j + 1));
+                s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a + j + 2));
+                s3 = _mm256_add_ps(s3, _mm256_loadu_ps(a + j + 3));
+            }
+            for (; j <= n; ++j) s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a + j));
+            const __m256 sum = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+            _mm256_storeu_ps(d + x, _mm256_mul_ps(sum, _mm256_mul_ps(row_scale, _mm256_loadu_ps(inv_cols_ + x))));
+        }
+#endif
+        for (; x < w_; ++x) {
+            float sum = acc[x];
+            for (int j = 1; j <= n; ++j) sum += acc[x + j];
+            d[x] = sum * (inv_rows * inv_cols_[x]);
+        }
+    }
+
+private:
+    // Column sums += the entering row, then -= the leaving one (either may
+    // be null), in one pass.
+    void slide(const float* entering, const float* leaving) {
+        for (int c = 0; c < channels_; ++c) {
+            float* col = sums_ + static_cast<std::size_t>(c) * padded_ + r_;
+            const std::size_t at = static_cast<std::size_t>(c) * w_;
+            if (entering && leaving) {
+                const float* add = entering + at;
+                const float* sub = leaving + at;
+                for (int x = 0; x < w_; ++x) col[x] = (col[x] + add[x]) - sub[x];
+            } else if (entering) {
+                const float* add = entering + at;
+                for (int x = 0; x < w_; ++x) col[x] += add[x];
+            } else if (leaving) {
+                const float* sub = leaving + at;
+                for (int x = 0; x < w_; ++x) col[x] -= sub[x];
+            }
+        }
+    }
+
+    int channels_, w_, h_, r_, slots_, padded_, y_ = 0;
+    float* ring_;
+    float* sums_;
+    float* inv_cols_;
+};
 
 // Red-black layout: colour c holds the pixels with (x + y) % 2 == c, and row
 // y of its plane lists its pixels x = 2k + ((y + c) & 1) at entry
@@ -317,35 +420,28 @@ enum Coeff : int { kInvA, kInvB, kInvC, kRhsX, kRhsY, kCoeffs };
 // one zero entry after the longest row.
 int plane_stride(int w) { return kBlock + ((w + 1) / 2 + kBlock) / kBlock * kBlock; }
 
-// Writes coefficient `slot` of every pixel: row y, entry k of colour c sits
-// in block k / kBlock of that row, lane k % kBlock.
-void pack(const float* src, int w, int h, int blocks, Coeff slot, std::vector<float>* coeffs) {
-    for (int y = 0; y < h; ++y) {
-        const float* s = src + static_cast<std::ptrdiff_t>(y) * w;
-        const std::size_t row = static_cast<std::size_t>(y) * blocks * kCoeffs * kBlock;
-        float* even = coeffs[y & 1].data() + row + slot * kBlock;
-        float* odd = coeffs[(y + 1) & 1].data() + row + slot * kBlock;
-        int k = 0;
+// Writes coefficient `slot` of row y's pixels, from s: entry k of colour c
+// sits in block k / kBlock of that row, lane k % kBlock. s holds
+// 2 * blocks * kBlock entries, zero past the row's end: zero coefficients
+// keep the plane entries there zero.
+void pack_row(const float* s, int y, int blocks, Coeff slot, std::vector<float>* coeffs) {
+    const std::size_t row = static_cast<std::size_t>(y) * blocks * kCoeffs * kBlock;
+    float* even = coeffs[y & 1].data() + row + slot * kBlock;
+    float* odd = coeffs[(y + 1) & 1].data() + row + slot * kBlock;
+    // Sixteen pixels fill one block of each colour.
+    for (int k = 0; k < blocks * kBlock; k += kBlock, even += kCoeffs * kBlock, odd += kCoeffs * kBlock) {
 #if defined(__AVX2__)
-        // Sixteen pixels fill one block of each colour.
-        for (; 2 * k + 2 * kBlock <= w; k += kBlock, even += kCoeffs * kBlock, odd += kCoeffs * kBlock) {
-            const __m256 lo = _mm256_loadu_ps(s + 2 * k), hi = _mm256_loadu_ps(s + 2 * k + kBlock);
-            const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-            const __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
-            _mm256_storeu_ps(even, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
-            _mm256_storeu_ps(odd, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
-        }
-        s += 2 * k;
-        const int rest = w - 2 * k;
+        const __m256 lo = _mm256_loadu_ps(s + 2 * k), hi = _mm256_loadu_ps(s + 2 * k + kBlock);
+        const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(even, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+        _mm256_storeu_ps(odd, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
 #else
-        const int rest = w;
-#endif
-        // Zero coefficients past the row's end keep those entries zero.
-        for (int j = 0; j < blocks * kBlock - k; ++j) {
-            const std::size_t at = static_cast<std::size_t>(j / kBlock) * kCoeffs * kBlock + j % kBlock;
-            even[at] = 2 * j < rest ? s[2 * j] : 0.0f;
-            odd[at] = 2 * j + 1 < rest ? s[2 * j + 1] : 0.0f;
+        for (int j = 0; j < kBlock; ++j) {
+            even[j] = s[2 * (k + j)];
+            odd[j] = s[2 * (k + j) + 1];
         }
+#endif
     }
 }
 
@@ -356,8 +452,21 @@ void add_merged(const std::vector<float>* planes, int w, int h, int stride, floa
         const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
         const float* even = planes[y & 1].data() + row;
         const float* odd = planes[(y + 1) & 1].data() + row;
-        for (int k = 0; 2 * k < w; ++k) d[2 * k] += even[k];
-        for (int k = 0; 2 * k + 1 < w; ++k) d[2 * k + 1] += odd[k];
+        int k = 0;
+#if defined(__AVX2__)
+        // Eight entries of each colour interleave into sixteen pixels.
+        for (; 2 * k + 2 * kBlock <= w; k += kBlock) {
+            const __m256 e = _mm256_loadu_ps(even + k), o = _mm256_loadu_ps(odd + k);
+            const __m256 lo = _mm256_unpacklo_ps(e, o);  // e0 o0 e1 o1 | e4 o4 e5 o5
+            const __m256 hi = _mm256_unpackhi_ps(e, o);  // e2 o2 e3 o3 | e6 o6 e7 o7
+            float* out = d + 2 * k;
+            _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), _mm256_permute2f128_ps(lo, hi, 0x20)));
+            _mm256_storeu_ps(out + kBlock,
+                             _mm256_add_ps(_mm256_loadu_ps(out + kBlock), _mm256_permute2f128_ps(lo, hi, 0x31)));
+        }
+#endif
+        for (int j = k; 2 * j < w; ++j) d[2 * j] += even[j];
+        for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] += odd[j];
     }
 }
 
@@ -366,7 +475,9 @@ void add_merged(const std::vector<float>* planes, int w, int h, int stride, floa
 // are its entries k + p - 1 and k + p, the upper and lower ones entry k of
 // the rows a stride away. Entries past the row's end have zero coefficients
 // and stay zero.
-void relax_row(int blocks, float* du, float* dv, const float* ou, const float* ov,
+// Always inlined: the coarse levels relax many short rows, where a call costs
+// as much as the row.
+[[gnu::always_inline]] inline void relax_row(int blocks, float* du, float* dv, const float* ou, const float* ov,
                std::ptrdiff_t stride, int p, const float* coeffs, float alpha, float omega) {
     const float* lu = ou + p - 1;
     const float* lv = ov + p - 1;
@@ -479,13 +590,28 @@ void DenseFlow::load(const T* prev, const T* next, int w, int h, std::ptrdiff_t 
     if (params_.highpass > 0) {
         // Local mean removal: a lighting gradient that changes between the
         // frames would otherwise read as motion.
-        const std::size_t n = static_cast<std::size_t>(w) * h;
-        tmp_.resize(n);
-        box_acc_.resize(2 * static_cast<std::size_t>(w + params_.highpass));
-        for (auto* img : {&levels_[0].prev, &levels_[0].next}) {
-            detail::box_mean(img->data(), w, h, params_.highpass, tmp_.data(), box_acc_.data());
-            for (std::size_t i = 0; i < n; ++i) (*img)[i] -= tmp_[i];
-        }
+        // Both images in one pass, in place: each row is copied into the ring
+        // before it changes.
+        float* p = levels_[0].prev.data();
+        float* q = levels_[0].next.data();
+        grow(box_rows_, 2 * static_cast<std::size_t>(w));
+        float* mean_p = box_rows_.data();
+        float* mean_q = mean_p + w;
+        RowBoxes local(box_ring_, box_acc_, 2, w, h, params_.highpass);
+        local.run(
+            [&](int y, float* rows) {
+                const std::size_t row = static_cast<std::size_t>(y) * w;
+                std::copy(p + row, p + row + w, rows);
+                std::copy(q + row, q + row + w, rows + w);
+            },
+            [&](int y) {
+                local.mean(0, mean_p);
+                local.mean(1, mean_q);
+                float* rp = p + static_cast<std::size_t>(y) * w;
+                float* rq = q + static_cast<std::size_t>(y) * w;
+                for (int x = 0; x < w; ++x) rp[x] -= mean_p[x];
+                for (int x = 0; x < w; ++x) rq[x] -= mean_q[x];
+            });
     }
     for (std::size_t l = skip_full ? 2 : 1; l < levels_.size(); ++l) {
         const Level& f = levels_[l - 1];
@@ -518,19 +644,19 @@ void DenseFlow::run(float* flow) {
         Level& L = levels_[l];
         const int w = L.w, h = L.h;
         const std::size_t n = static_cast<std::size_t>(w) * h;
-        for (auto* b : {&L.prev_s, &L.next_s, &L.ix, &L.iy, &L.u, &L.v, &tmp_, &tmp2_, &box_[0],
-                        &box_[1], &box_[2]})
-            b->resize(n);
-        box_acc_.resize(2 * static_cast<std::size_t>(w + params_.window));
+        for (auto* b : {&L.prev_s, &L.next_s, &L.ix, &L.iy, &L.u, &L.v}) b->resize(n);
+        // Shared buffers only grow: shrinking and regrowing would zero them each call.
+        grow(tmp_, n);
+
         B.stride = plane_stride(w);
         const int stride = B.stride;
         const int blocks = (stride - kBlock) / kBlock;
         const std::size_t plane = static_cast<std::size_t>(h + 2) * stride;
         const std::size_t row_coeffs = static_cast<std::size_t>(blocks) * kCoeffs * kBlock;
         for (int c = 0; c < 2; ++c) {
-            B.du[c].resize(plane);
-            B.dv[c].resize(plane);
-            B.coeffs[c].resize(static_cast<std::size_t>(h) * row_coeffs);
+            grow(B.du[c], plane);
+            grow(B.dv[c], plane);
+            grow(B.coeffs[c], static_cast<std::size_t>(h) * row_coeffs);
         }
 
         if (l == top) {
@@ -545,49 +671,73 @@ void DenseFlow::run(float* flow) {
         smooth3(L.next.data(), w, h, L.next_s.data(), tmp_.data());
         gradient(L.prev_s.data(), w, h, L.ix.data(), L.iy.data());
 
-        // Structure tensor (box mean) plus smoothness on the diagonal, inverted.
         const int r = params_.window;
-        for (std::size_t i = 0; i < n; ++i) tmp_[i] = L.ix[i] * L.ix[i];
-        detail::box_mean(tmp_.data(), w, h, r, box_[0].data(), box_acc_.data());
-        for (std::size_t i = 0; i < n; ++i) tmp_[i] = L.ix[i] * L.iy[i];
-        detail::box_mean(tmp_.data(), w, h, r, box_[1].data(), box_acc_.data());
-        for (std::size_t i = 0; i < n; ++i) tmp_[i] = L.iy[i] * L.iy[i];
-        detail::box_mean(tmp_.data(), w, h, r, box_[2].data(), box_acc_.data());
-        for (int y = 0; y < h; ++y) {
-            const std::size_t row = static_cast<std::size_t>(y) * w;
-            float* a = box_[0].data() + row;
-            float* b = box_[1].data() + row;
-            float* c = box_[2].data() + row;
-            const int ny = (y > 0) + (y < h - 1);
-            for (int x = 0; x < w; ++x) {
-                const float reg = alpha * static_cast<float>(ny + (x > 0) + (x < w - 1));
-                const float jxx = a[x] + reg, jxy = b[x], jyy = c[x] + reg;
-                const float inv_det = 1.0f / (jxx * jyy - jxy * jxy);
-                a[x] = jyy * inv_det;
-                b[x] = -jxy * inv_det;
-                c[x] = jxx * inv_det;
-            }
-        }
-        pack(box_[0].data(), w, h, blocks, kInvA, B.coeffs);
-        pack(box_[1].data(), w, h, blocks, kInvB, B.coeffs);
-        pack(box_[2].data(), w, h, blocks, kInvC, B.coeffs);
+        // Rows for pack_row: whole blocks, zero past the image's width.
+        const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
+        grow(box_rows_, 3 * padded_row);
+        float* row_a = box_rows_.data();
+        float* row_b = row_a + padded_row;
+        float* row_c = row_b + padded_row;
+        for (float* row : {row_a, row_b, row_c}) std::fill(row + w, row + padded_row, 0.0f);
+        // Structure tensor (box mean) plus smoothness on the diagonal, inverted.
+        RowBoxes tensor(box_ring_, box_acc_, 3, w, h, r);
+        tensor.run(
+            [&](int y, float* products) {
+                const float* gx = L.ix.data() + static_cast<std::size_t>(y) * w;
+                const float* gy = L.iy.data() + static_cast<std::size_t>(y) * w;
+                for (int x = 0; x < w; ++x) {
+                    products[x] = gx[x] * gx[x];
+                    products[w + x] = gx[x] * gy[x];
+                    products[2 * w + x] = gy[x] * gy[x];
+                }
+            },
+            [&](int y) {
+                tensor.mean(0, row_a);
+                tensor.mean(1, row_b);
+                tensor.mean(2, row_c);
+                const float reg_y = alpha * static_cast<float>((y > 0) + (y < h - 1));
+                for (int x = 0; x < w; ++x) {
+                    const float reg = reg_y + alpha * static_cast<float>((x > 0) + (x < w - 1));
+                    const float jxx = row_a[x] + reg, jxy = row_b[x], jyy = row_c[x] + reg;
+                    const float inv_det = 1.0f / (jxx * jyy - jxy * jxy);
+                    row_a[x] = jyy * inv_det;
+                    row_b[x] = -jxy * inv_det;
+                    row_c[x] = jxx * inv_det;
+                }
+                pack_row(row_a, y, blocks, kInvA, B.coeffs);
+                pack_row(row_b, y, blocks, kInvB, B.coeffs);
+                pack_row(row_c, y, blocks, kInvC, B.coeffs);
+            });
 
         for (int it = 0; it < params_.warps; ++it) {
-            // tmp_ = warped next - prev (temporal difference); b = box(grad * It).
-            detail::warp_by_flow(L.next_s.data(), w, h, L.u.data(), L.v.data(), tmp_.data());
-            for (std::size_t i = 0; i < n; ++i) tmp_[i] -= L.prev_s[i];
-            for (std::size_t i = 0; i < n; ++i) tmp2_[i] = L.ix[i] * tmp_[i];
-            detail::box_mean(tmp2_.data(), w, h, r, box_[0].data(), box_acc_.data());
-            for (std::size_t i = 0; i < n; ++i) tmp2_[i] = L.iy[i] * tmp_[i];
-            detail::box_mean(tmp2_.data(), w, h, r, box_[1].data(), box_acc_.data());
-            // c = -b + alpha * (sum of neighbour flows - count * own flow).
-            rhs(L.u.data(), w, h, alpha, box_[0].data());
-            rhs(L.v.data(), w, h, alpha, box_[1].data());
-            pack(box_[0].data(), w, h, blocks, kRhsX, B.coeffs);
-            pack(box_[1].data(), w, h, blocks, kRhsY, B.coeffs);
+            // b = box(grad * It), It = warped next - prev (temporal difference);
+            // then c = -b + alpha * (sum of neighbour flows - count * own flow).
+            RowBoxes data(box_ring_, box_acc_, 2, w, h, r);
+            data.run(
+                [&](int y, float* products) {
+                    const std::size_t row = static_cast<std::size_t>(y) * w;
+                    const float* gx = L.ix.data() + row;
+                    const float* gy = L.iy.data() + row;
+                    const float* p = L.prev_s.data() + row;
+                    float* dt = row_c;
+                    detail::warp_by_flow_row(L.next_s.data(), w, h, L.u.data() + row, L.v.data() + row, y, dt);
+                    for (int x = 0; x < w; ++x) dt[x] -= p[x];
+                    for (int x = 0; x < w; ++x) {
+                        products[x] = gx[x] * dt[x];
+                        products[w + x] = gy[x] * dt[x];
+                    }
+                },
+                [&](int y) {
+                    data.mean(0, row_a);
+                    data.mean(1, row_b);
+                    rhs_row(L.u.data(), w, h, y, alpha, row_a);
+                    rhs_row(L.v.data(), w, h, y, alpha, row_b);
+                    pack_row(row_a, y, blocks, kRhsX, B.coeffs);
+                    pack_row(row_b, y, blocks, kRhsY, B.coeffs);
+                });
             for (int c = 0; c < 2; ++c) {
-                std::fill(B.du[c].begin(), B.du[c].end(), 0.0f);
-                std::fill(B.dv[c].begin(), B.dv[c].end(), 0.0f);
+                std::fill_n(B.du[c].begin(), plane, 0.0f);
+                std::fill_n(B.dv[c].begin(), plane, 0.0f);
             }
             // Relax row y of colour c. Its pixels sit at x = 2k + p; their left
             // and right neighbours are entries k + p - 1 and k + p of the other
@@ -629,22 +779,32 @@ void DenseFlow::run(float* flow) {
     const float* u = F.u.data();
     const float* v = F.v.data();
     if (finest == 1 && w == 2 * F.w && h == 2 * F.h) {
-        tmp_.resize(static_cast<std::size_t>(F.w));
-        tmp2_.resize(static_cast<std::size_t>(F.w));
+        grow(tmp_, static_cast<std::size_t>(F.w));
+        grow(tmp2_, static_cast<std::size_t>(F.w));
         upsample2_interleaved(u, v, F.w, F.h, flow, tmp_.data(), tmp2_.data());
         return;
     }
     if (finest > 0) {
         const std::size_t n = static_cast<std::size_t>(w) * h;
-        tmp_.resize(n);
-        tmp2_.resize(n);
+        grow(tmp_, n);
+        grow(tmp2_, n);
         upsample_flow(F.u.data(), F.w, F.h, tmp_.data(), w, h, 1 << finest, cols_, weights_, row_);
         upsample_flow(F.v.data(), F.w, F.h, tmp2_.data(), w, h, 1 << finest, cols_, weights_, row_);
         u = tmp_.data();
         v = tmp2_.data();
     }
     const std::size_t n = static_cast<std::size_t>(w) * h;
-    for (std::size_t i = 0; i < n; ++i) {
+    std::size_t i = 0;
+#if defined(__AVX2__)
+    for (; i + kBlockPixels <= n; i += kBlockPixels) {
+        const __m256 a = _mm256_loadu_ps(u + i), b = _mm256_loadu_ps(v + i);
+        const __m256 lo = _mm256_unpacklo_ps(a, b);  // u0 v0 u1 v1 | u4 v4 u5 v5
+        const __m256 hi = _mm256_unpackhi_ps(a, b);  // u2 v2 u3 v3 | u6 v6 u7 v7
+        _mm256_storeu_ps(flow + 2 * i, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(flow + 2 * i + kBlockPixels, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+#endif
+    for (; i < n; ++i) {
         flow[2 * i] = u[i];
         flow[2 * i + 1] = v[i];
     }

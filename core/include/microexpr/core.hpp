@@ -88,7 +88,7 @@ private:
     FlowParams params_;
     std::vector<Level> levels_;
     Checkerboard board_;
-    std::vector<float> tmp_, tmp2_, box_[3], box_acc_, weights_, row_;
+    std::vector<float> tmp_, tmp2_, box_ring_, box_rows_, box_acc_, weights_, row_;
     std::vector<int> cols_;
 };
 

@@ -5,11 +5,8 @@
 
 namespace microexpr::detail {
 
-// Mean over the (2r+1)^2 box clipped to the image (each pixel divides by the
-// number of pixels actually inside). scratch: 2 * (w + r) floats.
-void box_mean(const float* src, int w, int h, int r, float* dst, float* scratch);
-
-// dst(x, y) = img(x + u, y + v), bilinear, sample positions clamped to the image.
-void warp_by_flow(const float* img, int w, int h, const float* u, const float* v, float* dst);
+// Row y of dst(x, y) = img(x + u, y + v), bilinear, sample positions clamped
+// to the image: ur, vr and d point at that row's flow and output.
+void warp_by_flow_row(const float* img, int w, int h, const float* ur, const float* vr, int y, float* d);
 
 }  // namespace microexpr::detail
