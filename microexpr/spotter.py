@@ -74,6 +74,10 @@ class SpotterConfig:
     noise_window: float = 8.0
     warmup: float = 1.0
     backfill_rate: float = 60.0
+    # Idle frames are checked at most this often (Hz): the chance that noise
+    # crosses a threshold grows with the number of checks, so a 200 fps clip
+    # would otherwise see eight times the false starts of a 25 fps one.
+    check_rate: float = 60.0
     au_scale: float = 0.03
     region_fraction: float = 0.35
     head_turn: float = 0.03
@@ -346,6 +350,7 @@ class TrackSpotter:
         self._below_since: float | None = None
         self._suspended_until = -math.inf
         self._start_t: float | None = None
+        self._last_check = -math.inf
         self._rigid_history: deque[tuple[float, np.ndarray]] = deque()
         self.blinks = BlinkDetector(self.config.blink_ratio)
         self.speech = SpeechDetector(self.config.speech_power)
@@ -425,9 +430,10 @@ class TrackSpotter:
             return events
         if self._candidate is None:
             ref = self._idle_reference(t)
-            if ref is None or ref is record:
+            if ref is None or ref is record or t - self._last_check < 0.9 / cfg.check_rate:
                 self.last_signals = {"state": 0.0}
                 return events
+            self._last_check = t
             vec = self._vectors(ref, record)
             mag = np.hypot(vec[:, 0], vec[:, 1])
             thr = self._thresholds()
