@@ -139,3 +139,22 @@ def test_event_still_open_when_the_stream_stops_ends_where_it_settled():
     events = run(4.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 2.2, 2.45))])
     assert len(events) == 1, events
     assert events[0].offset < 3.0
+
+
+def test_idle_checks_do_not_grow_with_the_frame_rate():
+    # Each idle check is a chance for noise to cross a threshold: a 200 fps
+    # stream must not get more of them per second than a 60 fps one.
+    calls = []
+
+    def vectors(ref, cur):
+        calls.append(cur.t)
+        return np.zeros((len(REGION_NAMES), 2))
+
+    spotter = TrackSpotter(0, IOD, vectors, SpotterConfig.for_mode("offline"))
+    crop = np.zeros((4, 4), np.uint8)
+    for i, t in enumerate(np.arange(0.0, 3.0, 1.0 / 200.0)):
+        record = FrameRecord(t=float(t), index=i, crop=crop, points=np.zeros((1, 2)))
+        spotter.push(record, aperture=0.3, lip_gap=0.05, opening_velocity=None, rigid_shape=None)
+    checked = np.asarray(calls)
+    assert len(checked) <= 3.0 * SpotterConfig().check_rate
+    assert np.diff(checked).min() >= 0.9 / SpotterConfig().check_rate - 1e-9
