@@ -8,6 +8,7 @@ offline mode only waits longer before closing an event.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 import warnings
@@ -37,7 +38,9 @@ __all__ = ["Analyzer", "analyze", "StageTimes", "SPOTTING_FLOW"]
 # sweeps and a little more smoothing than the balanced preset's per-pixel
 # tuning spot better on the synthetic dev clips, at about two thirds of its cost.
 SPOTTING_FLOW: dict[str, Any] = {"sweeps": 6, "smoothness": 0.015}
-_FLOW_OPTION_NAMES = {"levels", "finest_level", "warps", "sweeps", "window", "smoothness", "relaxation"}
+# Single flow parameters a caller may override: dense_flow's own keywords.
+_FLOW_OPTION_NAMES = {name for name, param in inspect.signature(dense_flow).parameters.items()
+                      if param.kind is param.KEYWORD_ONLY} - {"preset", "highpass", "out"}
 
 
 @dataclass
@@ -202,7 +205,8 @@ class Analyzer:
         :func:`microexpr.dense_flow` preset.
     flow_options : mapping, optional
         Overrides of single flow parameters (``sweeps``, ``smoothness``, ...).
-        Default :data:`SPOTTING_FLOW`.
+        Default :data:`SPOTTING_FLOW` with the balanced preset, none with the
+        others (they run as named).
     flow_highpass : int, optional
         Local-mean radius removed before flow (default crop_size // 20).
     record_frames : bool
@@ -240,7 +244,9 @@ class Analyzer:
         self.mode = mode
         self.geometry = CropGeometry(size=int(crop_size))
         self.flow_preset = flow_preset
-        self.flow_options = dict(SPOTTING_FLOW if flow_options is None else flow_options)
+        if flow_options is None:
+            flow_options = SPOTTING_FLOW if flow_preset == "balanced" else {}
+        self.flow_options = dict(flow_options)
         unknown = set(self.flow_options) - _FLOW_OPTION_NAMES
         if unknown:
             raise ParameterError(f"unknown flow option(s) {sorted(unknown)}: expected some of "

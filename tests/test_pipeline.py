@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from microexpr import Analyzer, Event, ParameterError, Result, analyze
+from microexpr.pipeline import SPOTTING_FLOW
 from microexpr.evaluate import evaluate_videos
 from microexpr.synth import ClipSpec, render_clip, write_clip
 
@@ -189,6 +190,13 @@ def test_unknown_option_is_a_parameter_error():
         Analyzer(detector=None, crop_size=32)
     with pytest.raises(ParameterError, match="sweepz"):
         Analyzer(detector=None, flow_options={"sweepz": 3})
+
+
+def test_spotting_flow_tunes_only_the_default_preset():
+    assert Analyzer(detector=None).flow_options == SPOTTING_FLOW
+    # A preset asked for by name runs as that preset.
+    assert Analyzer(detector=None, flow_preset="accurate").flow_options == {}
+    assert Analyzer(detector=None, flow_preset="fast", flow_options={"sweeps": 2}).flow_options == {"sweeps": 2}
 
 
 def test_spotting_stage_time_leaves_out_flow_and_regions(monkeypatch):
