@@ -85,6 +85,7 @@ class SpotterConfig:
     speech_power: float = 2.0e-5
     blink_ratio: float = 0.72
     blink_margin: float = 1.5
+    clear_peak: float = 2.0  # activity a movement must reach for a blink to close its event
     min_au: float = 0.1
 
     @classmethod
@@ -304,6 +305,13 @@ def _opposes(movement: np.ndarray, displacement: np.ndarray) -> bool:
     head-motion reference region has zero vectors and does not count.
     """
     return float(np.nansum(movement * displacement)) < 0.0
+
+
+def _fell_halfway(acts: Sequence[float]) -> bool:
+    """Whether the activity, after its peak, fell below half of it."""
+    acts = np.asarray(acts)
+    apex_i = int(np.argmax(acts))
+    return bool(np.any(acts[apex_i:] < 0.5 * acts[apex_i]))
 
 
 @dataclass
@@ -577,8 +585,7 @@ class TrackSpotter:
             # at the blink's first frame, before the lids' motion runs into it.
             first = next(i for i, rec in enumerate(cand.records) if rec.eyes_closing)
             before = acts[:first]
-            if before and not speaking and max(before) >= 2.0 and \
-                    min(before[int(np.argmax(before)):]) < 0.5 * max(before):
+            if before and not speaking and max(before) >= cfg.clear_peak and _fell_halfway(before):
                 self._candidate = None
                 self._last_offset = cand.times[first]
                 log.debug("candidate from %.2f closed by a blink at %.2f", cand.anchor.t, t)
@@ -647,14 +654,10 @@ class TrackSpotter:
     def _salvage(self, cand: _Candidate, now: float) -> list[Event]:
         """An interrupted candidate: keep it if it clearly peaked and fell back halfway."""
         acts = np.asarray(cand.acts)
-        if acts.size < 2:
+        if acts.size < 2 or not _fell_halfway(acts):
             return []
         apex_i = int(np.argmax(acts))
-        after = acts[apex_i:]
-        fell = after < 0.5 * acts[apex_i]
-        if not fell.any():
-            return []
-        event = self._finish(cand, apex_i + int(np.argmax(fell)), now)
+        event = self._finish(cand, apex_i + int(np.argmax(acts[apex_i:] < 0.5 * acts[apex_i])), now)
         return [event] if event is not None else []
 
     def _settled_index(self, acts: Sequence[float]) -> int:
@@ -716,7 +719,7 @@ class TrackSpotter:
 
         # Each region at its own peak: the regions of one expression do not
         # all peak on the same frame, and a nuisance may set the global apex.
-        peak_frame = np.nanargmax(np.where(np.isfinite(mags), mags, -1.0), axis=0)
+        peak_frame = np.argmax(np.nan_to_num(mags, nan=-1.0), axis=0)
         apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
         blend_delta = None
         onset_rec = cand.records[max(onset_i - 1, 0)]
