@@ -690,6 +690,7 @@ class FaceLandmarker:
         self.num_threads = None if num_threads is None else int(num_threads)
         self.max_image_side = int(max_image_side)
         self._task = None
+        self._raw: _RawFaceResults | None = None
         self._finalizer: weakref.finalize | None = None
         self._closed = False
         self._open_task()
@@ -746,6 +747,7 @@ class FaceLandmarker:
             if previous is not None:
                 os.sched_setaffinity(0, previous)
         self._task = task
+        self._raw = _RawFaceResults.create(task)
         serial = next(_task_serials)
         self._finalizer = weakref.finalize(self, _close_task, task, serial)
         self._finalizer.atexit = False
@@ -770,6 +772,7 @@ class FaceLandmarker:
         if self._finalizer is not None:
             self._finalizer()
         self._task = None
+        self._raw = None
 
     def __enter__(self) -> FaceLandmarker:
         return self
@@ -856,8 +859,13 @@ class FaceLandmarker:
         import mediapipe as mp
 
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=detection_image)
-        result = self._task.detect_for_video(mp_image, timestamp_ms)  # type: ignore[union-attr]
-        return self._convert(result, width, height)
+        if self._raw is not None:
+            detected = self._raw.detect_for_video(mp_image, timestamp_ms)
+        else:
+            detected = _public_results(
+                self._task.detect_for_video(mp_image, timestamp_ms)  # type: ignore[union-attr]
+            )
+        return self._convert(detected, width, height)
 
     def _fit_for_detection(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
@@ -870,24 +878,126 @@ class FaceLandmarker:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)
 
-    def _convert(self, result: object, width: int, height: int) -> list[FaceLandmarks]:
+    def _convert(self, detected: list[tuple[np.ndarray, dict[str, float] | None]],
+                 width: int, height: int) -> list[FaceLandmarks]:
         faces = []
-        all_blendshapes = result.face_blendshapes or []  # type: ignore[attr-defined]
-        for index, landmarks in enumerate(result.face_landmarks):  # type: ignore[attr-defined]
-            normalised = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64)
+        for normalised, blendshapes in detected:
             if normalised.shape != (MEDIAPIPE478.n_points, 3) or not np.isfinite(normalised).all():
                 continue
             # Normalised coordinates refer to the frame, so a downscaled copy maps back exactly.
             points = normalised[:, :2] * (width, height)
-            blendshapes = None
-            if self.blendshapes and index < len(all_blendshapes):
-                blendshapes = {c.category_name: float(c.score) for c in all_blendshapes[index]}
             faces.append(
                 FaceLandmarks(
                     points=points,
                     scheme=MEDIAPIPE478.name,
                     z=normalised[:, 2] * width,
-                    blendshapes=blendshapes,
+                    blendshapes=blendshapes if self.blendshapes else None,
                 )
             )
         return faces
+
+
+def _public_results(result: object) -> list[tuple[np.ndarray, dict[str, float] | None]]:
+    """(normalised x, y, z per point; blendshape scores) per face, from MediaPipe's result object."""
+    all_blendshapes = result.face_blendshapes or []  # type: ignore[attr-defined]
+    detected = []
+    for index, landmarks in enumerate(result.face_landmarks):  # type: ignore[attr-defined]
+        normalised = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float64)
+        blendshapes = None
+        if index < len(all_blendshapes):
+            blendshapes = {c.category_name: float(c.score) for c in all_blendshapes[index]}
+        detected.append((normalised, blendshapes))
+    return detected
+
+
+class _RawFaceResults:
+    """MediaPipe's VIDEO-mode detection read straight from its C result structs.
+
+    The public ``detect_for_video`` builds a Python object per landmark,
+    about 3 ms a frame for 478 points; this reads the same structs with
+    numpy and gives what :func:`_public_results` gives. It relies on
+    MediaPipe's ctypes internals, so :meth:`create` returns ``None`` (and
+    the public call is used) when they are not as expected.
+    """
+
+    def __init__(self, task: object, fl: object, landmark_type: type, category_type: type) -> None:
+        import ctypes
+
+        self._ctypes = ctypes
+        self._task = task
+        self._result_type = fl.MpFaceLandmarkerResultC  # type: ignore[attr-defined]
+        self._landmark_size = ctypes.sizeof(landmark_type)
+        self._landmark_dtype = np.dtype({
+            "names": ["x", "y", "z"],
+            "formats": [np.float32] * 3,
+            "offsets": [getattr(landmark_type, axis).offset for axis in "xyz"],
+            "itemsize": self._landmark_size,
+        })
+        self._category_size = ctypes.sizeof(category_type)
+        self._score_dtype = np.dtype({
+            "names": ["score"], "formats": [np.float32],
+            "offsets": [category_type.score.offset], "itemsize": self._category_size,
+        })
+
+    @classmethod
+    def create(cls, task: object) -> "_RawFaceResults | None":
+        import ctypes
+
+        try:
+            from mediapipe.tasks.python.components.containers import category_c, landmark_c
+            from mediapipe.tasks.python.vision import face_landmarker as fl
+
+            landmark_type = landmark_c.MpNormalizedLandmarkC
+            category_type = category_c.MpCategoryC
+            fields = dict(fl.MpFaceLandmarkerResultC._fields_)
+            lib = task._lib  # type: ignore[attr-defined]
+            for name in ("MpFaceLandmarkerDetectForVideo", "MpFaceLandmarkerCloseResult"):
+                getattr(lib, name)
+            task._handle  # type: ignore[attr-defined]  # noqa: B018
+            expected = (
+                dict(landmark_type._fields_).get("x") is ctypes.c_float
+                and dict(landmark_type._fields_).get("z") is ctypes.c_float
+                and dict(category_type._fields_).get("score") is ctypes.c_float
+                and {"face_landmarks", "face_landmarks_count", "face_blendshapes",
+                     "face_blendshapes_count"} <= fields.keys()
+            )
+        except (ImportError, AttributeError, TypeError):
+            return None
+        return cls(task, fl, landmark_type, category_type) if expected else None
+
+    def _records(self, pointer: object, count: int, size: int, dtype: np.dtype) -> np.ndarray:
+        """``count`` structs of ``size`` bytes at ``pointer``, copied (the result is freed next)."""
+        if count == 0 or not pointer:
+            return np.zeros(0, dtype)
+        raw = self._ctypes.string_at(pointer, count * size)
+        return np.frombuffer(raw, dtype=dtype, count=count)
+
+    def detect_for_video(self, image: object, timestamp_ms: int) -> list[tuple[np.ndarray, dict[str, float] | None]]:
+        ctypes = self._ctypes
+        task = self._task
+        result = self._result_type()
+        task._lib.MpFaceLandmarkerDetectForVideo(  # type: ignore[attr-defined]
+            task._handle, image._image_ptr, None, timestamp_ms, ctypes.byref(result)  # type: ignore[attr-defined]
+        )
+        try:
+            detected = []
+            for index in range(result.face_landmarks_count):
+                face = result.face_landmarks[index]
+                records = self._records(face.landmarks, face.landmarks_count,
+                                        self._landmark_size, self._landmark_dtype)
+                normalised = np.stack([records["x"], records["y"], records["z"]], axis=1).astype(np.float64)
+                blendshapes = None
+                if index < result.face_blendshapes_count:
+                    categories = result.face_blendshapes[index]
+                    count = categories.categories_count
+                    scores = self._records(categories.categories, count,
+                                           self._category_size, self._score_dtype)["score"]
+                    names = [categories.categories[j].category_name for j in range(count)]
+                    blendshapes = {
+                        (name.decode("utf-8") if name else ""): float(score)
+                        for name, score in zip(names, scores)
+                    }
+                detected.append((normalised, blendshapes))
+            return detected
+        finally:
+            task._lib.MpFaceLandmarkerCloseResult(ctypes.byref(result))  # type: ignore[attr-defined]

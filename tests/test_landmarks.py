@@ -340,6 +340,26 @@ def test_clip_frames_with_real_times_and_200_fps_spacing(landmarker, clip_frames
     assert len(landmarker.detect(clip_frames[0][0], 0.0)) == 1
 
 
+def test_direct_result_reading_matches_mediapipes_public_result(clip_frames):
+    # The fast path reads MediaPipe's C structs; it must give exactly what
+    # the public result objects give, and the public path must still work.
+    fast = FaceLandmarker()
+    public = FaceLandmarker()
+    try:
+        assert fast._raw is not None, "MediaPipe internals changed: update _RawFaceResults"
+        public._raw = None
+        for image, t in clip_frames[:4]:
+            got, expected = fast.detect(image, t), public.detect(image, t)
+            assert len(got) == len(expected) == 1
+            assert np.array_equal(got[0].points, expected[0].points)
+            assert np.array_equal(got[0].z, expected[0].z)
+            assert got[0].blendshapes == expected[0].blendshapes
+            _check_face(got[0], image.shape[1], image.shape[0])
+    finally:
+        fast.close()
+        public.close()
+
+
 def test_timestamps_handed_to_mediapipe_increase_strictly(landmarker):
     times = [0.0, 0.005, 0.01, 0.015, 0.015, 0.0151, 1 / 3, 2 / 3, 1.0, 1.0000001]
     stamps = [landmarker._timestamp_ms(t) for t in times]
