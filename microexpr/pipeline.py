@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import scipy.sparse
 
-from .core import dense_flow, estimate_similarity, region_stats, warp_affine
+from .core import dense_flow, estimate_similarity, warp_affine
 from .errors import LandmarkError, ParameterError, VideoError
 from .events import Event, Result
 from .landmarks import FaceLandmarks, eye_aperture, get_scheme
@@ -86,25 +87,45 @@ class _Track:
         self._mouth_prev: tuple[float, np.ndarray, tuple[int, int, int, int]] | None = None
 
     def _layout(self, points: np.ndarray) -> None:
-        """Region labels and the rigid pixels, from one aligned frame.
+        """Region labels and the linear maps from flow to region motion, from one aligned frame.
 
         Crops are aligned, so one layout per track serves every frame pair.
         """
         size = self.geometry.size
+        n_regions = len(REGION_NAMES)
         self.labels = region_labels(points, self.scheme, self.geometry)
+        flat = self.labels.ravel()
+        labelled = np.flatnonzero(flat >= 0)
+        counts = np.bincount(flat[labelled], minlength=n_regions).astype(np.float64)
+        rows = [flat[labelled]]
+        cols = [labelled]
+        weights = [1.0 / counts[flat[labelled]]]
         ys, xs = np.nonzero(rigid_mask(points, self.scheme, self.geometry))
-        self.rigid_flat = (ys * size + xs).astype(np.intp)
         rigid_xy = np.stack([xs, ys], axis=1).astype(np.float64)
-        self.rigid_centre = rigid_xy.mean(axis=0) if len(rigid_xy) else np.zeros(2)
-        self.rigid_p = rigid_xy - self.rigid_centre
-        self.rigid_norm = float((self.rigid_p ** 2).sum())
-        centroids = np.zeros((len(REGION_NAMES), 2))
+        rigid_centre = rigid_xy.mean(axis=0) if len(rigid_xy) else np.zeros(2)
+        p = rigid_xy - rigid_centre
+        norm = float((p ** 2).sum())
+        # The similarity motion fitted to the rigid pixels' flow (closed-form
+        # least squares) is linear in that flow too: the mean gives the
+        # translation, the sums of p * flow give scale and rotation.
+        self.fits_rigid = len(p) >= 20 and norm > 0
+        if self.fits_rigid:
+            rigid = ys * size + xs
+            for k, w in enumerate((np.full(len(p), 1.0 / len(p)), p[:, 0] / norm, p[:, 1] / norm)):
+                rows.append(np.full(len(p), n_regions + k))
+                cols.append(rigid)
+                weights.append(w)
+        # Region means and rigid sums in one sparse product with the flow.
+        self.projection = scipy.sparse.csr_matrix(
+            (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n_regions + 3, size * size))
+        centroids = np.zeros((n_regions, 2))
         gy, gx = np.mgrid[0:size, 0:size]
-        for r in range(len(REGION_NAMES)):
+        for r in range(n_regions):
             inside = self.labels == r
             if inside.any():
                 centroids[r] = gx[inside].mean(), gy[inside].mean()
-        self.centroids = centroids - self.rigid_centre
+        self.centroids = centroids - rigid_centre
 
     def _region_vectors(self, ref: FrameRecord, cur: FrameRecord) -> np.ndarray:
         """Mean displacement of each region from ``ref`` to ``cur``, head motion removed.
@@ -120,14 +141,12 @@ class _Track:
                    highpass=self.analyzer.flow_highpass, out=self.flow,
                    **self.analyzer.flow_options)
         t1 = time.perf_counter()
-        stats = region_stats(self.flow, self.labels, n_regions=len(REGION_NAMES))
-        means = np.nan_to_num(stats.mean_vector)
-        if len(self.rigid_flat) >= 20 and self.rigid_norm > 0:
-            f = self.flow.reshape(-1, 2)[self.rigid_flat].astype(np.float64)
-            p = self.rigid_p
-            tx, ty = f.mean(axis=0)
-            a = float((p[:, 0] * f[:, 0] + p[:, 1] * f[:, 1]).sum()) / self.rigid_norm
-            b = float((p[:, 0] * f[:, 1] - p[:, 1] * f[:, 0]).sum()) / self.rigid_norm
+        sums = self.projection @ self.flow.reshape(-1, 2)
+        means = sums[:len(REGION_NAMES)]  # an empty region's row is empty: 0
+        if self.fits_rigid:
+            (tx, ty), (px_fx, px_fy), (py_fx, py_fy) = sums[len(REGION_NAMES):]
+            a = px_fx + py_fy
+            b = px_fy - py_fx
             c = self.centroids
             means = means - np.stack([a * c[:, 0] - b * c[:, 1] + tx,
                                       b * c[:, 0] + a * c[:, 1] + ty], axis=1)
