@@ -318,26 +318,32 @@ class Analyzer:
         events : list of Event
             Events whose offset this frame confirmed (blinks included).
         """
+        grey, t = self._admit(frame, t)
+        t0 = time.perf_counter()
+        faces = self._faces(frame, t, landmarks, blendshapes)
+        t1 = time.perf_counter()
+        if self.stage_times is not None and landmarks is None:
+            self.stage_times.add("landmarks", t1 - t0)
+        return self._push_faces(grey, t, faces)
+
+    def _admit(self, frame: np.ndarray, t: float) -> tuple[np.ndarray, float]:
+        """The frame's grey image and its time, checked (push's first step)."""
         grey = self._grey(frame)
         t = float(t)
         if not math.isfinite(t):
             raise ParameterError(f"t must be a finite time in seconds, got {t!r}")
         if t <= self._last_t:
             raise ParameterError(f"timestamps must increase: got {t} s after {self._last_t} s")
+        return grey, t
+
+    def _push_faces(self, grey: np.ndarray, t: float, faces: list[FaceLandmarks]) -> list[Event]:
+        """The rest of :meth:`push`, once the frame's faces are known."""
         self._last_t = t
         index = self._index
         self._index += 1
         self._frame_times.append(t)
-
-        t0 = time.perf_counter()
-        faces = self._faces(frame, t, landmarks, blendshapes)
-        t1 = time.perf_counter()
-        if self.stage_times is not None and landmarks is None:
-            self.stage_times.add("landmarks", t1 - t0)
         if not faces:
             self._frames_without_face += 1
-            if self._frames_without_face == 1 and index == 0:
-                pass
         events: list[Event] = []
         for track_id, face in self._tracker.update(faces, t):
             track = self._tracks.get(track_id)
@@ -456,6 +462,61 @@ class Analyzer:
         return events
 
 
+class _DetectAhead:
+    """Decodes frames and finds their faces on a worker thread, a few frames ahead.
+
+    MediaPipe and the decoder release the GIL, so landmarks for the next
+    frames run on one core while flow and spotting run on the other.
+    Iterating yields ``(frame, faces)`` in order; the worker's exceptions are
+    raised here, in the caller's thread. :meth:`close` stops and joins it.
+    """
+
+    _END = object()
+
+    def __init__(self, frames: Any, landmarker: Any, *, depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self._queue: Any = queue.Queue(maxsize=depth)
+        self._full = queue.Full
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(frames, landmarker),
+                                        name="microexpr-landmarks", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except self._full:
+                continue
+        return False
+
+    def _work(self, frames: Any, landmarker: Any) -> None:
+        try:
+            for frame in frames:
+                if not self._put((frame, landmarker.detect(frame.image, frame.t))):
+                    return
+        except BaseException as error:  # handed to the caller's thread
+            self._put(error)
+        finally:
+            self._put(self._END)
+
+    def __iter__(self) -> Any:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def analyze(
     path: str | Path,
     *,
@@ -464,6 +525,10 @@ def analyze(
     **options: Any,
 ) -> Result:
     """Spot expressions in a video file.
+
+    Decoding and face landmarks run on a worker thread a few frames ahead of
+    flow and spotting, so two cores share the work; the result is exactly
+    that of pushing the frames one by one into an :class:`Analyzer`.
 
     Parameters
     ----------
@@ -494,12 +559,22 @@ def analyze(
                    desc=name if name.isprintable() else repr(name)[1:-1])
     analyzer = Analyzer(mode=mode, **options)
     extra_warnings: list[str] = []
+    ahead: _DetectAhead | None = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", VideoTruncatedWarning)
             try:
-                for done, frame in enumerate(reader, start=1):
-                    analyzer.push(frame.image, frame.t)
+                if analyzer._landmarker is None:
+                    analysed = ((frame, None) for frame in reader)
+                else:
+                    ahead = _DetectAhead(reader, analyzer._landmarker)
+                    analysed = iter(ahead)
+                for done, (frame, faces) in enumerate(analysed, start=1):
+                    if faces is None:
+                        analyzer.push(frame.image, frame.t)
+                    else:
+                        grey, t = analyzer._admit(frame.image, frame.t)
+                        analyzer._push_faces(grey, t, faces)
                     if bar is not None:
                         bar.update(1)
                     if callback is not None:
@@ -509,6 +584,9 @@ def analyze(
             except KeyboardInterrupt:
                 # Interrupted by the user: keep what was found so far.
                 extra_warnings.append("interrupted: the result covers the frames analysed so far")
+            finally:
+                if ahead is not None:
+                    ahead.close()
             for w in caught:
                 if issubclass(w.category, VideoTruncatedWarning):
                     extra_warnings.append(str(w.message))

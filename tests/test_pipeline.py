@@ -113,6 +113,68 @@ def test_streaming_reports_each_event_after_its_offset(happiness_clip):
         assert event.offset <= t
 
 
+def test_analyze_finding_landmarks_ahead_equals_frame_by_frame_push(happiness_clip, happiness_result):
+    # analyze() runs the landmarker on a worker thread; the result must be
+    # exactly what pushing the frames one by one gives.
+    path, _ = happiness_clip
+    from microexpr.video import open_video
+
+    with Analyzer(mode="offline") as analyzer:
+        for frame in open_video(path):
+            analyzer.push(frame.image, frame.t)
+        analyzer.flush()
+        expected = analyzer.result(video=str(path))
+    assert happiness_result.frame_times == expected.frame_times
+    assert [e.to_dict() for e in happiness_result.events] == [e.to_dict() for e in expected.events]
+    assert happiness_result.to_frame().equals(expected.to_frame())
+
+
+class _Frame:
+    def __init__(self, t: float) -> None:
+        self.image = np.zeros((4, 4, 3), np.uint8)
+        self.t = t
+
+
+class _CountingLandmarker:
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def detect(self, image, t):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError(f"detector broke at t={t}")
+        return [f"faces at {t}"]
+
+
+def test_detect_ahead_yields_in_order_and_raises_worker_errors_in_the_caller():
+    from microexpr.pipeline import _DetectAhead
+
+    ahead = _DetectAhead((_Frame(i / 30) for i in range(20)), _CountingLandmarker())
+    try:
+        assert [faces for _, faces in ahead] == [[f"faces at {i / 30}"] for i in range(20)]
+    finally:
+        ahead.close()
+    ahead = _DetectAhead((_Frame(i / 30) for i in range(20)), _CountingLandmarker(fail_at=5))
+    seen = []
+    with pytest.raises(RuntimeError, match="detector broke"):
+        for frame, _ in ahead:
+            seen.append(frame.t)
+    ahead.close()
+    assert len(seen) == 4
+
+
+def test_detect_ahead_stops_when_the_caller_stops_reading():
+    from microexpr.pipeline import _DetectAhead
+
+    landmarker = _CountingLandmarker()
+    ahead = _DetectAhead((_Frame(i / 30) for i in range(10_000)), landmarker, depth=2)
+    next(iter(ahead))
+    ahead.close()  # the worker waits on a full queue: close must still return
+    assert not ahead._thread.is_alive()
+    assert landmarker.calls < 10
+
+
 def test_caller_landmarks_replace_the_detector(happiness_clip):
     """detector=None runs without MediaPipe on landmarks the caller gives."""
     from microexpr.landmarks import FaceLandmarker
