@@ -16,6 +16,11 @@ scikit-image ships, deformed by :mod:`microexpr.synth` or moved by
     grid), encoded to H.264 and decoded back with
     :func:`microexpr.video.open_video`; the analysis is
     :class:`microexpr.pipeline.Analyzer` in streaming mode.
+``offline``
+    Whole-file analysis speed: :func:`microexpr.analyze` on a 30 fps
+    640 x 480 H.264 clip of a synthetic face, as frames per second and as
+    a multiple of real time, beside pushing the same frames one by one on
+    one thread (``Analyzer.push``), with the CPU time each took.
 ``flow``
     The core's dense flow (fast / balanced / accurate) against OpenCV DIS
     (ultrafast / fast / medium) and Farneback on the same crops with known
@@ -31,7 +36,7 @@ scikit-image ships, deformed by :mod:`microexpr.synth` or moved by
     (:func:`microexpr.megc.spot_frames`: one landmark pass feeds all three).
 
 Results go to ``DIR/bench.json`` and ``DIR/bench.md`` (the tables printed).
-``bench.json`` keys: ``"machine"``, ``"latency"``, ``"flow"``,
+``bench.json`` keys: ``"machine"``, ``"latency"``, ``"offline"``, ``"flow"``,
 ``"scaling"``, ``"accuracy"`` (one per section; a section that could not
 run holds ``{"skipped": reason}``), ``"version"`` (the microexpr version
 measured), ``"quick"`` (bool), ``"settings"`` (sizes, frame counts, seeds),
@@ -92,6 +97,7 @@ __all__ = [
     "synthetic_faces",
     "PerFrameStageTimes",
     "measure_latency",
+    "measure_offline",
     "core_cost_vs_faces",
     "core_cost_vs_crop",
     "landmarker_cost_vs_faces",
@@ -105,7 +111,7 @@ __all__ = [
 ]
 
 #: Sections in run order; each is a key of ``bench.json``.
-SECTIONS = ("machine", "latency", "flow", "scaling", "accuracy")
+SECTIONS = ("machine", "latency", "offline", "flow", "scaling", "accuracy")
 
 
 # ---------------------------------------------------------------------------
@@ -1019,6 +1025,74 @@ def measure_latency(
     }
 
 
+#: Offline target: seconds of 30 fps 640 x 480 video analysed per second.
+OFFLINE_TARGET_SPEED = 1.5
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_offline(
+    *,
+    seconds: float,
+    workdir: str | Path,
+    size: tuple[int, int] = (640, 480),
+    model: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Whole-file analysis speed on a synthetic face clip at 30 fps.
+
+    The clip (:func:`synthetic_faces`, one face) is encoded to H.264 (crf
+    18). It is analysed twice, in offline mode: by :func:`microexpr.analyze`
+    (decode and landmarks on a worker thread ahead of flow and spotting) and
+    by pushing decoded frames one by one into an :class:`Analyzer` on one
+    thread.
+
+    Returns
+    -------
+    dict
+        ``size``, ``fps`` (the clip's), ``video_s``, ``frames`` and, for
+        ``"analyze"`` and ``"one_thread"``: ``wall_s``, ``cpu_s``,
+        ``frames_per_s``, ``speed`` (video seconds per wall second);
+        ``target_speed``.
+    """
+    from microexpr.pipeline import Analyzer, analyze
+    from microexpr.video import VideoWriter, open_video
+
+    width, height = size
+    n_frames = max(2, round(seconds * FPS))
+    path = Path(workdir) / f"offline_{width}x{height}.mp4"
+    with VideoWriter(path, fps=FPS, crf=18, preset="veryfast") as writer:
+        for image, t in synthetic_faces(size, 1, n_frames):
+            writer.write(image, t)
+    video_s = n_frames / FPS
+
+    def timed(run: Callable[[], int]) -> dict[str, Any]:
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        frames = run()
+        wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+        return {"wall_s": wall, "cpu_s": cpu, "frames": frames,
+                "frames_per_s": frames / wall, "speed": video_s / wall}
+
+    def whole_file() -> int:
+        return len(analyze(path, model=model).frame_times)
+
+    def one_thread() -> int:
+        with Analyzer(mode="offline", model=model) as analyzer, open_video(path) as reader:
+            for frame in reader:
+                analyzer.push(frame.image, frame.t)
+            analyzer.flush()
+            return len(analyzer.result().frame_times)
+
+    try:
+        rows = {"analyze": timed(whole_file), "one_thread": timed(one_thread)}
+    finally:
+        path.unlink(missing_ok=True)
+    return {"size": [width, height], "fps": FPS, "video_s": video_s, "frames": n_frames,
+            **rows, "target_speed": OFFLINE_TARGET_SPEED}
+
+
 # ---------------------------------------------------------------------------
 # Cost growth
 # ---------------------------------------------------------------------------
@@ -1209,6 +1283,7 @@ class BenchSettings:
     resolutions: list[tuple[int, int]] = field(default_factory=lambda: [(640, 480), (1280, 720)])
     latency_faces: list[int] = field(default_factory=lambda: [1, 4])
     latency_frames: int = 60
+    offline_seconds: float = 20.0
     flow_sizes: list[int] = field(default_factory=lambda: [128, 192, 256])
     flow_seeds: int = 3
     flow_repeats: int = 40
@@ -1224,7 +1299,8 @@ class BenchSettings:
     def preset(cls, quick: bool) -> "BenchSettings":
         if not quick:
             return cls()
-        return cls(resolutions=[(640, 480)], latency_frames=15, flow_sizes=[128], flow_seeds=2,
+        return cls(resolutions=[(640, 480)], latency_frames=15, offline_seconds=4.0,
+                   flow_sizes=[128], flow_seeds=2,
                    flow_repeats=10,
                    landmark_faces=[1, 4],
                    crop_sizes=[96, 160, 256], core_frames=30, landmark_frames=3, accuracy_clips=1,
@@ -1243,6 +1319,8 @@ def _run_section(name: str, settings: BenchSettings, workdir: Path, model) -> di
     if name == "latency":
         return [measure_latency(size, n, n_frames=settings.latency_frames, workdir=workdir, model=model)
                 for size in settings.resolutions for n in settings.latency_faces]
+    if name == "offline":
+        return measure_offline(seconds=settings.offline_seconds, workdir=workdir, model=model)
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # the core is single-threaded: compare like with like
     try:
@@ -1433,7 +1511,25 @@ def _section_accuracy(accuracy: dict[str, Any]) -> list[str]:
             accuracy["table"]]
 
 
-_SECTION_WRITERS = {"machine": _section_machine, "latency": _section_latency, "flow": _section_flow,
+def _section_offline(o: dict[str, Any]) -> list[str]:
+    target = o["target_speed"]
+    lines = ["## Offline analysis speed", "",
+             f"A {o['video_s']:.0f} s synthetic face clip, {o['size'][0]}x{o['size'][1]} at {o['fps']:.0f} fps, "
+             "H.264, offline mode. Speed: seconds of video per second of wall time "
+             f"(target {target:g}x).", "",
+             "| run | frames per second | speed | CPU time / wall time | target |",
+             "|---|---|---|---|---|"]
+    for key, label in (("analyze", "`microexpr.analyze` (landmarks on a worker thread)"),
+                       ("one_thread", "`Analyzer.push`, frame by frame, one thread")):
+        r = o[key]
+        verdict = "PASS" if r["speed"] >= target else "FAIL"
+        lines.append(f"| {label} | {r['frames_per_s']:.1f} | {r['speed']:.2f}x | "
+                     f"{r['cpu_s'] / r['wall_s']:.2f} | {verdict if key == 'analyze' else '-'} |")
+    return lines
+
+
+_SECTION_WRITERS = {"machine": _section_machine, "latency": _section_latency, "offline": _section_offline,
+                    "flow": _section_flow,
                     "scaling": _section_scaling, "accuracy": _section_accuracy}
 
 
@@ -1500,8 +1596,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="microexpr bench",
         description="Measure microexpr on this machine with synthetic inputs (nothing to download): "
-                    "per-stage latency, flow against OpenCV, cost growth with faces and crop size, and "
-                    "accuracy beside the MDMD and LBP baselines. Writes bench.json and bench.md.",
+                    "per-stage latency, offline speed, flow against OpenCV, cost growth with faces "
+                    "and crop size, and accuracy beside the MDMD and LBP baselines. Writes bench.json "
+                    "and bench.md.",
     )
     parser.add_argument("--quick", action="store_true",
                         help="a short run (about 20 s instead of about 2 min)")
@@ -1518,6 +1615,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clips", type=_positive(int), help=hidden)
     parser.add_argument("--clip-seconds", type=_at_least(1.5), help=hidden)
     parser.add_argument("--repeats", type=_positive(int), help=hidden)
+    parser.add_argument("--offline-seconds", type=_at_least(1.0), help=hidden)
     return parser
 
 
@@ -1540,6 +1638,8 @@ def _settings_from(args: argparse.Namespace) -> BenchSettings:
         settings.accuracy_seconds = args.clip_seconds
     if args.repeats is not None:
         settings.flow_repeats = args.repeats
+    if args.offline_seconds is not None:
+        settings.offline_seconds = args.offline_seconds
     return settings
 
 

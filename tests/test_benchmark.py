@@ -23,7 +23,8 @@ from microexpr.benchmark import (
 from microexpr.errors import ModelNotFoundError
 
 TINY = ["--quick", "--quiet", "--frames", "6", "--sizes", "96", "--faces", "1", "2",
-        "--resolutions", "320x240", "--clips", "1", "--clip-seconds", "2", "--repeats", "3"]
+        "--resolutions", "320x240", "--clips", "1", "--clip-seconds", "2", "--repeats", "3",
+        "--offline-seconds", "1.5"]
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +47,23 @@ def test_bench_writes_json_and_markdown_with_the_documented_keys(tiny_report):
     assert report["quick"] is True and isinstance(report["version"], str)
     assert not any(isinstance(report[s], dict) and "skipped" in report[s] for s in SECTIONS)
     markdown = (tiny_report / "bench.md").read_text()
-    for heading in ("## Machine", "## Streaming latency", "## Dense flow against OpenCV", "## Cost growth",
+    for heading in ("## Machine", "## Streaming latency", "## Offline analysis speed",
+                    "## Dense flow against OpenCV", "## Cost growth",
                     "## Accuracy on synthetic clips"):
         assert heading in markdown
+
+
+def test_bench_offline_times_analyze_and_one_thread_on_the_same_clip(tiny_report):
+    offline = json.loads((tiny_report / "bench.json").read_text())["offline"]
+    assert offline["size"] == [640, 480] and offline["fps"] == 30.0
+    assert offline["frames"] == 45 and offline["video_s"] == pytest.approx(1.5)
+    for run in ("analyze", "one_thread"):
+        r = offline[run]
+        assert r["frames"] == 45
+        assert r["wall_s"] > 0 and r["cpu_s"] > 0
+        assert r["speed"] == pytest.approx(offline["video_s"] / r["wall_s"])
+        assert r["frames_per_s"] == pytest.approx(45 / r["wall_s"])
+    assert offline["target_speed"] == 1.5
 
 
 def test_bench_latency_reports_every_stage_in_order(tiny_report):
