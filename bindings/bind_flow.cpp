@@ -69,7 +69,7 @@ py::array compute_py(LockedFlow& self, const py::object& prev, const py::object&
 FlowParams make_params(const std::string& preset, const py::object& levels, const py::object& finest_level,
                        const py::object& warps, const py::object& sweeps, const py::object& window,
                        const py::object& smoothness, const py::object& relaxation,
-                       const py::object& highpass) {
+                       const py::object& highpass, const py::object& correction_sweeps) {
     FlowParams p = flow_preset(preset);
     auto as_int = [](const py::object& o, const char* name) {
         if (!py::isinstance<py::int_>(o) || py::isinstance<py::bool_>(o))
@@ -89,6 +89,7 @@ FlowParams make_params(const std::string& preset, const py::object& levels, cons
     if (!smoothness.is_none()) p.smoothness = as_float(smoothness, "smoothness");
     if (!relaxation.is_none()) p.relaxation = as_float(relaxation, "relaxation");
     if (!highpass.is_none()) p.highpass = as_int(highpass, "highpass");
+    if (!correction_sweeps.is_none()) p.correction_sweeps = as_int(correction_sweeps, "correction_sweeps");
     return p;
 }
 
@@ -100,15 +101,15 @@ void bind_flow(py::module_& m) {
                          const py::object& finest_level, const py::object& warps,
                          const py::object& sweeps, const py::object& window,
                          const py::object& smoothness, const py::object& relaxation,
-                         const py::object& highpass) {
-                 return new LockedFlow(make_params(preset, levels, finest_level, warps, sweeps,
-                                                   window, smoothness, relaxation, highpass));
+                         const py::object& highpass, const py::object& correction_sweeps) {
+                 return new LockedFlow(make_params(preset, levels, finest_level, warps, sweeps, window,
+                                                   smoothness, relaxation, highpass, correction_sweeps));
              }),
              py::kw_only(), py::arg("preset") = "balanced", py::arg("levels") = py::none(),
              py::arg("finest_level") = py::none(), py::arg("warps") = py::none(),
              py::arg("sweeps") = py::none(), py::arg("window") = py::none(),
              py::arg("smoothness") = py::none(), py::arg("relaxation") = py::none(),
-             py::arg("highpass") = py::none())
+             py::arg("highpass") = py::none(), py::arg("correction_sweeps") = py::none())
         .def("compute", &compute_py, py::arg("prev"), py::arg("next"), py::kw_only(),
              py::arg("out") = py::none())
         .def_property_readonly("params", [](const LockedFlow& self) {
@@ -122,6 +123,7 @@ void bind_flow(py::module_& m) {
             d["smoothness"] = p.smoothness;
             d["relaxation"] = p.relaxation;
             d["highpass"] = p.highpass;
+            d["correction_sweeps"] = p.correction_sweeps;
             return d;
         });
     m.attr("MIN_FLOW_SIDE") = kMinFlowSide;

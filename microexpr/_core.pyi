@@ -35,6 +35,7 @@ class DenseFlow:
         smoothness: float | None = None,
         relaxation: float | None = None,
         highpass: int | None = None,
+        correction_sweeps: int | None = None,
     ) -> None: ...
     def compute(
         self,

@@ -110,6 +110,7 @@ def dense_flow(
     smoothness: float | None = None,
     relaxation: float | None = None,
     highpass: int | None = None,
+    correction_sweeps: int | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Dense optical flow between two grey face crops.
@@ -129,11 +130,13 @@ def dense_flow(
         ``fast`` solves at half resolution and upsamples; ``accurate`` does
         more warps and sweeps than ``balanced`` over a wider structure-tensor
         window.
-    levels, finest_level, warps, sweeps, window, smoothness, relaxation
+    levels, finest_level, warps, sweeps, window, smoothness, relaxation, correction_sweeps
         Override single parameters of the preset (pyramid levels, finest
         level solved, warping iterations per level, Gauss-Seidel sweeps per
         warp, structure-tensor box radius in px, smoothness weight,
-        over-relaxation factor in (0, 2)).
+        over-relaxation factor in (0, 2), sweeps of the half-resolution
+        correction that ``balanced`` and ``accurate`` run between the two
+        halves of the finest level's sweeps; 0 turns it off).
     out : float32 array of shape (H, W, 2), optional
         Written in place and returned (no allocation per frame).
 
@@ -143,7 +146,8 @@ def dense_flow(
         ``flow[y, x] = (dx, dy)`` in pixels: where the content of ``prev`` at
         (x, y) is found in ``next``.
     """
-    key = (preset, levels, finest_level, warps, sweeps, window, smoothness, relaxation, highpass)
+    key = (preset, levels, finest_level, warps, sweeps, window, smoothness, relaxation, highpass,
+           correction_sweeps)
     engines = getattr(_flow_cache, "engines", None)
     if engines is None:
         engines = _flow_cache.engines = {}
@@ -159,6 +163,7 @@ def dense_flow(
             smoothness=smoothness,
             relaxation=relaxation,
             highpass=highpass,
+            correction_sweeps=correction_sweeps,
         )
         if len(engines) > 16:
             engines.clear()

@@ -245,7 +245,7 @@ def flow_params(preset: str = "balanced", **overrides: object) -> dict[str, int 
             params[name] = _as_int(value, name)
     ranges = {
         "levels": (0, 10), "finest_level": (0, 4), "warps": (1, 50), "sweeps": (0, 200), "window": (0, 16),
-        "highpass": (0, 64),
+        "highpass": (0, 64), "correction_sweeps": (0, 200),
     }
     for name, (lo, hi) in ranges.items():
         if name in params and not lo <= params[name] <= hi:
@@ -388,6 +388,65 @@ def _upsample_flow(src: np.ndarray, dw: int, dh: int, factor: int) -> np.ndarray
     return _upsample(src, dw, dh, float(factor))
 
 
+def _sum_cells(image: np.ndarray) -> np.ndarray:
+    """Sums over 2x2 cells; with an odd side the last row or column joins the cell before it."""
+    h, w = image.shape
+    cw, ch = w // 2, h // 2
+    cols = image[:, 0 : 2 * cw : 2] + image[:, 1 : 2 * cw : 2]
+    if w % 2:
+        cols[:, -1] += image[:, -1]
+    cells = np.zeros((ch, cw), _F32)
+    for y in range(h):
+        cells[min(y // 2, ch - 1)] += cols[y]
+    return cells
+
+
+def _prolong(cells: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Cell-centred bilinear interpolation of a (h // 2, w // 2) grid to (h, w), edges replicated.
+
+    Pixel x takes 3/4 of cell x // 2 and 1/4 of cell x // 2 - 1 (x even) or
+    x // 2 + 1 (x odd), both clamped to the grid; rows first, then columns.
+    """
+    ch, cw = cells.shape
+
+    def near_far(n: int, cells_n: int) -> tuple[np.ndarray, np.ndarray]:
+        i = np.arange(n)
+        far = np.where(i % 2 == 1, i // 2 + 1, i // 2 - 1)
+        return np.minimum(i // 2, cells_n - 1), np.clip(far, 0, cells_n - 1)
+
+    yn, yf = near_far(h, ch)
+    rows = _F32(0.75) * cells[yn] + _F32(0.25) * cells[yf]
+    xn, xf = near_far(w, cw)
+    return _F32(0.75) * rows[:, xn] + _F32(0.25) * rows[:, xf]
+
+
+def _sor(inv: tuple[np.ndarray, np.ndarray, np.ndarray], cx: np.ndarray, cy: np.ndarray,
+         du: np.ndarray, dv: np.ndarray, alpha: np.float32, omega: np.float32, sweeps: int) -> None:
+    """Red-black SOR sweeps (red, ``(x + y)`` even, first) on the increment (du, dv), in place."""
+    inv_a, inv_b, inv_c = inv
+    h, w = du.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    colours = [(xx + yy) % 2 == 0, (xx + yy) % 2 == 1]
+    for _ in range(sweeps):
+        for colour in colours:
+            # Pixels of one colour only have neighbours of the other one.
+            rx = cx + alpha * _neighbour_sum(du)
+            ry = cy + alpha * _neighbour_sum(dv)
+            du_new = du + omega * ((inv_a * rx + inv_b * ry) - du)
+            dv_new = dv + omega * ((inv_b * rx + inv_c * ry) - dv)
+            du[colour] = du_new[colour]
+            dv[colour] = dv_new[colour]
+
+
+def _invert_systems(jxx: np.ndarray, jxy: np.ndarray, jyy: np.ndarray,
+                    alpha: np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse (a, b, c) of ``[[jxx, jxy], [jxy, jyy]] + alpha * (neighbour count) * I`` per pixel."""
+    count = _neighbour_count(*jxx.shape)
+    jxx, jyy = jxx + alpha * count, jyy + alpha * count
+    inv_det = _F32(1) / (jxx * jyy - jxy * jxy)
+    return jyy * inv_det, -jxy * inv_det, jxx * inv_det
+
+
 def _check_flow_images(prev: object, next: object, out: object) -> tuple[np.ndarray, np.ndarray]:
     expected = "uint8 or float32 array of shape (H, W)"
     if out is None:
@@ -441,7 +500,15 @@ def dense_flow(
        right-hand side ``-box(grad * It) + alpha * (sum of neighbour flows
        - count * own flow)``, and solve for the increment with red-black
        successive over-relaxation, ``sweeps * 2^min(level - finest, 2)``
-       sweeps, red (``(x + y)`` even) first;
+       sweeps, red (``(x + y)`` even) first; with ``correction_sweeps > 0``
+       the finest level runs half of them (rounded down), then a two-grid
+       correction, then the rest. The correction grid has ``(h // 2, w // 2)``
+       cells (an odd last row or column joins the cell before it); its 2x2
+       tensors and right-hand side are the fine tensors and residuals
+       ``c + alpha * (sum of neighbour increments) - (tensor + alpha * count)
+       * increment`` summed per cell, the smoothness weight stays ``alpha``;
+       ``correction_sweeps`` SOR sweeps from zero solve it, and its
+       cell-centred bilinear interpolation is added to the increment;
     5. upsample the finest solved level to full size when ``finest_level > 0``.
 
     Parameters
@@ -453,7 +520,8 @@ def dense_flow(
         Written in place and returned.
     **overrides
         ``levels``, ``finest_level``, ``warps``, ``sweeps``, ``window``,
-        ``smoothness``, ``relaxation``, ``highpass`` (see :func:`microexpr.dense_flow`).
+        ``smoothness``, ``relaxation``, ``highpass``, ``correction_sweeps``
+        (see :func:`microexpr.dense_flow`).
 
     Returns
     -------
@@ -490,29 +558,33 @@ def dense_flow(
         ix, iy = _gradient(prev_s)
 
         count = _neighbour_count(h, w)
-        jxx = _box_mean(ix * ix, r) + alpha * count
-        jxy = _box_mean(ix * iy, r)
-        jyy = _box_mean(iy * iy, r) + alpha * count
-        inv_det = _F32(1) / (jxx * jyy - jxy * jxy)
-        inv_a, inv_b, inv_c = jyy * inv_det, -jxy * inv_det, jxx * inv_det
+        txx, txy, tyy = _box_mean(ix * ix, r), _box_mean(ix * iy, r), _box_mean(iy * iy, r)
+        inv = _invert_systems(txx, txy, tyy, alpha)
+        correcting = level == finest and p["correction_sweeps"] > 0
+        if correcting:
+            # The correction grid's equations: the fine ones summed over 2x2 cells.
+            coarse_inv = _invert_systems(_sum_cells(txx), _sum_cells(txy), _sum_cells(tyy), alpha)
 
-        yy, xx = np.mgrid[0:h, 0:w]
-        colours = [(xx + yy) % 2 == 0, (xx + yy) % 2 == 1]
         level_sweeps = p["sweeps"] * (1 << min(level - finest, 2))
         for _ in range(p["warps"]):
             it = _warp_by_flow(next_s, u, v) - prev_s
             cx = -_box_mean(ix * it, r) + alpha * (_neighbour_sum(u) - count * u)
             cy = -_box_mean(iy * it, r) + alpha * (_neighbour_sum(v) - count * v)
             du, dv = np.zeros((h, w), _F32), np.zeros((h, w), _F32)
-            for _ in range(level_sweeps):
-                for colour in colours:
-                    # Pixels of one colour only have neighbours of the other one.
-                    rx = cx + alpha * _neighbour_sum(du)
-                    ry = cy + alpha * _neighbour_sum(dv)
-                    du_new = du + omega * ((inv_a * rx + inv_b * ry) - du)
-                    dv_new = dv + omega * ((inv_b * rx + inv_c * ry) - dv)
-                    du[colour] = du_new[colour]
-                    dv[colour] = dv_new[colour]
+            if correcting:
+                before = level_sweeps // 2
+                _sor(inv, cx, cy, du, dv, alpha, omega, before)
+                reg = alpha * count
+                res_x = (cx + alpha * _neighbour_sum(du)) - ((txx + reg) * du + txy * dv)
+                res_y = (cy + alpha * _neighbour_sum(dv)) - (txy * du + (tyy + reg) * dv)
+                ex, ey = np.zeros((h // 2, w // 2), _F32), np.zeros((h // 2, w // 2), _F32)
+                _sor(coarse_inv, _sum_cells(res_x), _sum_cells(res_y), ex, ey, alpha, omega,
+                     p["correction_sweeps"])
+                du += _prolong(ex, w, h)
+                dv += _prolong(ey, w, h)
+                _sor(inv, cx, cy, du, dv, alpha, omega, level_sweeps - before)
+            else:
+                _sor(inv, cx, cy, du, dv, alpha, omega, level_sweeps)
             u, v = u + du, v + dv
 
     if finest > 0:

@@ -189,7 +189,8 @@ def test_dense_flow_fixed_face_pair(preset):
 def test_reference_parameters_are_the_cores():
     for preset in me.FLOW_PRESETS:
         assert ref.flow_params(preset) == me.core.DenseFlow(preset=preset).params
-        overrides = dict(levels=1, sweeps=3, smoothness=0.1, relaxation=1.3, highpass=5)  # float32 in the core
+        overrides = dict(levels=1, sweeps=3, smoothness=0.1, relaxation=1.3, highpass=5,  # float32 in the core
+                         correction_sweeps=4)
         assert ref.flow_params(preset, **overrides) == me.core.DenseFlow(preset=preset, **overrides).params
 
 
@@ -219,15 +220,17 @@ def test_dense_flow_matches_reference(h, w, preset, dtype, kind, seed):
     smoothness=st.floats(0.002, 1.0),
     relaxation=st.floats(0.5, 1.95),
     highpass=st.integers(0, 8),
+    correction_sweeps=st.integers(0, 8),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_dense_flow_overrides_match_reference(
-    h, w, levels, finest_level, warps, sweeps, window, smoothness, relaxation, highpass, seed
+    h, w, levels, finest_level, warps, sweeps, window, smoothness, relaxation, highpass, correction_sweeps, seed
 ):
     prev, nxt = flow_images("face", h, w, np.uint8, seed)
     options = dict(
         levels=levels, finest_level=finest_level, warps=warps, sweeps=sweeps,
         window=window, smoothness=smoothness, relaxation=relaxation, highpass=highpass,
+        correction_sweeps=correction_sweeps,
     )
     assert_flows_agree(me.dense_flow(prev, nxt, **options), ref.dense_flow(prev, nxt, **options))
 
@@ -273,6 +276,7 @@ def invalid_flow_call(case: str, rng: np.random.Generator) -> tuple[tuple, dict]
         "smoothness nan": ((prev, nxt), {"smoothness": float("nan")}),
         "relaxation": ((prev, nxt), {"relaxation": 2.0}),
         "highpass": ((prev, nxt), {"highpass": 65}),
+        "correction_sweeps": ((prev, nxt), {"correction_sweeps": -1}),
         "out dtype": ((prev, nxt), {"out": np.zeros((16, 20, 2))}),
         "out shape": ((prev, nxt), {"out": np.zeros((16, 19, 2), np.float32)}),
         "out not contiguous": ((prev, nxt), {"out": np.zeros((16, 40, 2), np.float32)[:, ::2]}),
@@ -283,7 +287,7 @@ FLOW_INVALID_CASES = [
     "float64", "int16", "mixed dtypes", "3-d uint8", "1-d", "fortran order", "strided slice",
     "shape mismatch", "too small", "empty", "nan in prev", "inf in next", "bad preset", "preset not a str", "levels",
     "finest_level", "warps", "sweeps", "window", "smoothness", "smoothness nan", "relaxation", "highpass",
-    "out dtype", "out shape", "out not contiguous",
+    "correction_sweeps", "out dtype", "out shape", "out not contiguous",
 ]
 
 

@@ -6,8 +6,10 @@
 // uses the gradient of the first image (inverse compositional, as DIS does),
 // so the per-pixel 2x2 system is inverted once per level and each warp only
 // re-samples the second image. Red-black Gauss-Seidel sweeps keep the result
-// independent of any threading of the loops. The reference implementation in
-// microexpr/reference.py follows this file step by step.
+// independent of any threading of the loops; at the finest level an optional
+// two-grid correction removes the smooth error that sweeps reduce slowly.
+// The reference implementation in microexpr/reference.py follows this file
+// step by step.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -470,6 +472,68 @@ void add_merged(const std::vector<float>* planes, int w, int h, int stride, floa
     }
 }
 
+// Adds to the two colour planes of a w x h image the cell-centred bilinear
+// interpolation of e (w / 2 x h / 2, edges replicated): pixel x takes 3/4 of
+// cell x / 2 and 1/4 of cell x / 2 - 1 (x even) or x / 2 + 1 (x odd), both
+// clamped to the grid; rows first, then columns. `row` holds w / 2 + 2 floats.
+void add_prolonged(const float* e, int w, int h, int stride, std::vector<float>* planes, float* row) {
+    const int cw = w / 2, ch = h / 2;
+    float* t = row + 1;  // t[-1] and t[cw] replicate the edges
+    for (int y = 0; y < h; ++y) {
+        const int near = std::min(y / 2, ch - 1);
+        const int far = std::clamp((y & 1) ? y / 2 + 1 : y / 2 - 1, 0, ch - 1);
+        const float* rn = e + static_cast<std::ptrdiff_t>(near) * cw;
+        const float* rf = e + static_cast<std::ptrdiff_t>(far) * cw;
+        for (int x = 0; x < cw; ++x) t[x] = 0.75f * rn[x] + 0.25f * rf[x];
+        t[-1] = t[0];
+        t[cw] = t[cw - 1];
+        const std::size_t at = static_cast<std::size_t>(y + 1) * stride + kBlock;
+        float* even = planes[y & 1].data() + at;
+        float* odd = planes[(y + 1) & 1].data() + at;
+        // Pixel 2k + 1 lies between cells k and k + 1, pixel 2k between k - 1 and k.
+        for (int k = 0; 2 * k < w; ++k) even[k] += 0.75f * t[k] + 0.25f * t[k - 1];
+        for (int k = 0; 2 * k + 1 < w; ++k) odd[k] += 0.75f * t[k] + 0.25f * t[k + 1];
+    }
+}
+
+// Sums of src (w x h) over 2x2 cells into dst (w / 2 x h / 2); with an odd
+// side, the last row or column joins the cell before it.
+void sum_cells(const float* src, int w, int h, float* dst) {
+    const int cw = w / 2, ch = h / 2;
+    std::fill(dst, dst + static_cast<std::size_t>(cw) * ch, 0.0f);
+    for (int y = 0; y < h; ++y) {
+        const float* s = src + static_cast<std::ptrdiff_t>(y) * w;
+        float* d = dst + static_cast<std::ptrdiff_t>(std::min(y / 2, ch - 1)) * cw;
+        for (int x = 0; x < cw; ++x) d[x] += s[2 * x] + s[2 * x + 1];
+        if (w & 1) d[cw - 1] += s[w - 1];
+    }
+}
+
+// Row y of (left + right) + (up + down) of f, neighbours outside the image 0.
+void neighbour_sum_row(const float* f, int w, int h, int y, float* d) {
+    const float* r = f + static_cast<std::ptrdiff_t>(y) * w;
+    const float* up = y > 0 ? r - w : nullptr;
+    const float* dn = y < h - 1 ? r + w : nullptr;
+    for (int x = 0; x < w; ++x) d[x] = (up ? up[x] : 0.0f) + (dn ? dn[x] : 0.0f);
+    d[0] += r[1];
+    for (int x = 1; x < w - 1; ++x) d[x] += r[x - 1] + r[x + 1];
+    d[w - 1] += r[w - 2];
+}
+
+// Row y of the 2x2 systems: adds the smoothness weight times the pixel's
+// in-image neighbour count to the tensor's diagonal and inverts in place.
+void invert_row(float* xx, float* xy, float* yy, int w, int h, int y, float alpha) {
+    const float reg_y = alpha * static_cast<float>((y > 0) + (y < h - 1));
+    for (int x = 0; x < w; ++x) {
+        const float reg = reg_y + alpha * static_cast<float>((x > 0) + (x < w - 1));
+        const float jxx = xx[x] + reg, jxy = xy[x], jyy = yy[x] + reg;
+        const float inv_det = 1.0f / (jxx * jyy - jxy * jxy);
+        xx[x] = jyy * inv_det;
+        xy[x] = -jxy * inv_det;
+        yy[x] = jxx * inv_det;
+    }
+}
+
 // SOR update of `blocks` blocks of one packed row. ou, ov point at the other
 // colour's entry in the same row and column: the left and right neighbours
 // are its entries k + p - 1 and k + p, the upper and lower ones entry k of
@@ -512,6 +576,64 @@ void add_merged(const std::vector<float>* planes, int w, int h, int stride, floa
     }
 }
 
+// Sizes board B's planes and coefficients for a w x h image; returns the
+// coefficient blocks per row.
+template <typename Board>
+int size_board(Board& B, int w, int h) {
+    B.stride = plane_stride(w);
+    const int blocks = (B.stride - kBlock) / kBlock;
+    const std::size_t plane = static_cast<std::size_t>(h + 2) * B.stride;
+    for (int c = 0; c < 2; ++c) {
+        grow(B.du[c], plane);
+        grow(B.dv[c], plane);
+        grow(B.coeffs[c], static_cast<std::size_t>(h) * blocks * kCoeffs * kBlock);
+    }
+    return blocks;
+}
+
+template <typename Board>
+void zero_increment(Board& B, int h) {
+    const std::size_t plane = static_cast<std::size_t>(h + 2) * B.stride;
+    for (int c = 0; c < 2; ++c) {
+        std::fill_n(B.du[c].begin(), plane, 0.0f);
+        std::fill_n(B.dv[c].begin(), plane, 0.0f);
+    }
+}
+
+// `sweeps` red-black SOR sweeps of the system held by board B (w x h pixels).
+template <typename Board>
+void relax_sweeps(Board& B, int w, int h, int sweeps, float alpha, float omega) {
+    const int stride = B.stride;
+    const std::size_t row_coeffs = static_cast<std::size_t>((stride - kBlock) / kBlock) * kCoeffs * kBlock;
+    // Relax row y of colour c. Its pixels sit at x = 2k + p; their left
+    // and right neighbours are entries k + p - 1 and k + p of the other
+    // colour's row, the upper and lower ones entry k of its adjacent rows.
+    auto relax = [&](int c, int y) {
+        const int p = (y + c) & 1;
+        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
+        const int row_blocks = ((w + 1 - p) / 2 + kBlock - 1) / kBlock;
+        relax_row(row_blocks, B.du[c].data() + row, B.dv[c].data() + row,
+                  B.du[c ^ 1].data() + row, B.dv[c ^ 1].data() + row, stride, p,
+                  B.coeffs[c].data() + static_cast<std::size_t>(y) * row_coeffs, alpha, omega);
+    };
+    // One pass down the image runs every sweep. Step t of a sweep relaxes
+    // red row t, then black row t - 1: black row t - 1 needs red rows
+    // t - 2 to t, and red row t has read black row t - 1 before it
+    // changes. Each sweep trails the one before it by two rows, so its
+    // red row t finds black rows t - 1 to t + 1 already swept once more.
+    // The result is exactly that of whole sweeps, all red then all black,
+    // while the rows in flight stay in cache.
+    for (int front = 0; front <= h + 2 * (sweeps - 1); ++front) {
+        for (int s = 0; s < sweeps; ++s) {
+            const int t = front - 2 * s;
+            if (t < 0) break;
+            if (t > h) continue;
+            if (t < h) relax(0, t);
+            if (t > 0) relax(1, t - 1);
+        }
+    }
+}
+
 }  // namespace
 
 FlowParams flow_preset(const std::string& name) {
@@ -521,11 +643,11 @@ FlowParams flow_preset(const std::string& name) {
         p.levels = 2; p.finest_level = 1; p.warps = 1; p.sweeps = 4; p.window = 1;
         p.smoothness = 0.03f; p.relaxation = 1.9f;
     } else if (name == "balanced") {
-        p.levels = 4; p.finest_level = 0; p.warps = 1; p.sweeps = 18; p.window = 3;
-        p.smoothness = 0.01f; p.relaxation = 1.9f;
+        p.levels = 4; p.finest_level = 0; p.warps = 1; p.sweeps = 7; p.window = 3;
+        p.smoothness = 0.01f; p.relaxation = 1.9f; p.correction_sweeps = 10;
     } else if (name == "accurate") {
         p.levels = 4; p.finest_level = 0; p.warps = 2; p.sweeps = 24; p.window = 4;
-        p.smoothness = 0.015f; p.relaxation = 1.9f;
+        p.smoothness = 0.012f; p.relaxation = 1.9f; p.correction_sweeps = 12;
     } else {
         throw std::invalid_argument("unknown flow preset '" + name +
                                     "': expected 'fast', 'balanced' or 'accurate'");
@@ -551,6 +673,9 @@ DenseFlow::DenseFlow(const FlowParams& p) : params_(p) {
         throw std::invalid_argument("highpass must be in [0, 64], got " + std::to_string(p.highpass));
     if (!(p.relaxation > 0.0f && p.relaxation < 2.0f))
         throw std::invalid_argument("relaxation must be in (0, 2)");
+    if (p.correction_sweeps < 0 || p.correction_sweeps > 200)
+        throw std::invalid_argument("correction_sweeps must be in [0, 200], got " +
+                                    std::to_string(p.correction_sweeps));
 }
 
 template <typename T>
@@ -633,6 +758,104 @@ void DenseFlow::compute(const float* prev, const float* next, int w, int h,
     run(flow);
 }
 
+// The correction grid is the finest level's (w / 2 x h / 2, an odd last row
+// or column joining the cell before it). Its equations are the fine ones
+// summed over each 2x2 cell for a correction constant on the cell: the
+// tensors add up and the smoothness weight stays the same (four fine pixels
+// of coupling to a neighbouring cell, each at a quarter of the cells' spacing).
+void DenseFlow::build_correction_grid(int w, int h) {
+    const int cw = w / 2, ch = h / 2;
+    const std::size_t n = static_cast<std::size_t>(w) * h;
+    const std::size_t cn = static_cast<std::size_t>(cw) * ch;
+    const int blocks = size_board(coarse_board_, cw, ch);
+    const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
+    grow(coarse_, 5 * cn + 3 * padded_row);
+    float* sums = coarse_.data();
+    for (int k = 0; k < 3; ++k) sum_cells(tensor_.data() + k * n, w, h, sums + k * cn);
+    float* rows = sums + 5 * cn;
+    std::fill(rows, rows + 3 * padded_row, 0.0f);
+    float* xx = rows;
+    float* xy = rows + padded_row;
+    float* yy = rows + 2 * padded_row;
+    for (int y = 0; y < ch; ++y) {
+        const std::size_t at = static_cast<std::size_t>(y) * cw;
+        std::copy_n(sums + at, cw, xx);
+        std::copy_n(sums + cn + at, cw, xy);
+        std::copy_n(sums + 2 * cn + at, cw, yy);
+        invert_row(xx, xy, yy, cw, ch, y, params_.smoothness);
+        pack_row(xx, y, blocks, kInvA, coarse_board_.coeffs);
+        pack_row(xy, y, blocks, kInvB, coarse_board_.coeffs);
+        pack_row(yy, y, blocks, kInvC, coarse_board_.coeffs);
+    }
+}
+
+// Adds to the increment on board_ the correction that removes the smooth
+// part of its error: the residual summed over cells, solved on the correction
+// grid from zero, interpolated back bilinearly.
+void DenseFlow::correct_on_coarse_grid(int w, int h) {
+    const float alpha = params_.smoothness;
+    const int cw = w / 2, ch = h / 2;
+    const std::size_t n = static_cast<std::size_t>(w) * h;
+    const std::size_t cn = static_cast<std::size_t>(cw) * ch;
+    Checkerboard& B = board_;
+    Checkerboard& C = coarse_board_;
+    grow(increment_, 2 * n);
+    grow(tmp_, n);
+    grow(tmp2_, static_cast<std::size_t>(w));
+    float* du = increment_.data();
+    float* dv = du + n;
+    std::fill_n(du, 2 * n, 0.0f);
+    add_merged(B.du, w, h, B.stride, du);
+    add_merged(B.dv, w, h, B.stride, dv);
+
+    // Residual c + alpha * (neighbour sum of d) - (J + alpha * count) d, in
+    // place of the right-hand side c.
+    float* near_u = tmp_.data();
+    float* near_v = tmp2_.data();
+    for (int y = 0; y < h; ++y) {
+        const std::size_t at = static_cast<std::size_t>(y) * w;
+        neighbour_sum_row(du, w, h, y, near_u);
+        neighbour_sum_row(dv, w, h, y, near_v);
+        const float* jxx = tensor_.data() + at;
+        const float* jxy = jxx + n;
+        const float* jyy = jxy + n;
+        const float* u = du + at;
+        const float* v = dv + at;
+        float* rx = rhs_.data() + at;
+        float* ry = rx + n;
+        const float reg_y = alpha * static_cast<float>((y > 0) + (y < h - 1));
+        for (int x = 0; x < w; ++x) {
+            const float reg = reg_y + alpha * static_cast<float>((x > 0) + (x < w - 1));
+            rx[x] = (rx[x] + alpha * near_u[x]) - ((jxx[x] + reg) * u[x] + jxy[x] * v[x]);
+            ry[x] = (ry[x] + alpha * near_v[x]) - (jxy[x] * u[x] + (jyy[x] + reg) * v[x]);
+        }
+    }
+
+    const int blocks = (C.stride - kBlock) / kBlock;
+    const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
+    float* ex = coarse_.data() + 3 * cn;
+    float* ey = ex + cn;
+    sum_cells(rhs_.data(), w, h, ex);
+    sum_cells(rhs_.data() + n, w, h, ey);
+    // Packing rows: their tails past cw stay zero from build_correction_grid.
+    float* row_x = coarse_.data() + 5 * cn;
+    float* row_y = row_x + padded_row;
+    for (int y = 0; y < ch; ++y) {
+        const std::size_t at = static_cast<std::size_t>(y) * cw;
+        std::copy_n(ex + at, cw, row_x);
+        std::copy_n(ey + at, cw, row_y);
+        pack_row(row_x, y, blocks, kRhsX, C.coeffs);
+        pack_row(row_y, y, blocks, kRhsY, C.coeffs);
+    }
+    zero_increment(C, ch);
+    relax_sweeps(C, cw, ch, params_.correction_sweeps, alpha, params_.relaxation);
+    std::fill_n(ex, 2 * cn, 0.0f);
+    add_merged(C.du, cw, ch, C.stride, ex);
+    add_merged(C.dv, cw, ch, C.stride, ey);
+    add_prolonged(ex, w, h, B.stride, B.du, tmp_.data());
+    add_prolonged(ey, w, h, B.stride, B.dv, tmp_.data());
+}
+
 void DenseFlow::run(float* flow) {
     if (!flow) throw std::invalid_argument("null flow pointer");
     const int top = static_cast<int>(levels_.size()) - 1;
@@ -648,15 +871,12 @@ void DenseFlow::run(float* flow) {
         // Shared buffers only grow: shrinking and regrowing would zero them each call.
         grow(tmp_, n);
 
-        B.stride = plane_stride(w);
+        const int blocks = size_board(B, w, h);
         const int stride = B.stride;
-        const int blocks = (stride - kBlock) / kBlock;
-        const std::size_t plane = static_cast<std::size_t>(h + 2) * stride;
-        const std::size_t row_coeffs = static_cast<std::size_t>(blocks) * kCoeffs * kBlock;
-        for (int c = 0; c < 2; ++c) {
-            grow(B.du[c], plane);
-            grow(B.dv[c], plane);
-            grow(B.coeffs[c], static_cast<std::size_t>(h) * row_coeffs);
+        const bool correcting = l == finest && params_.correction_sweeps > 0;
+        if (correcting) {
+            grow(tensor_, 3 * n);
+            grow(rhs_, 2 * n);
         }
 
         if (l == top) {
@@ -695,19 +915,18 @@ void DenseFlow::run(float* flow) {
                 tensor.mean(0, row_a);
                 tensor.mean(1, row_b);
                 tensor.mean(2, row_c);
-                const float reg_y = alpha * static_cast<float>((y > 0) + (y < h - 1));
-                for (int x = 0; x < w; ++x) {
-                    const float reg = reg_y + alpha * static_cast<float>((x > 0) + (x < w - 1));
-                    const float jxx = row_a[x] + reg, jxy = row_b[x], jyy = row_c[x] + reg;
-                    const float inv_det = 1.0f / (jxx * jyy - jxy * jxy);
-                    row_a[x] = jyy * inv_det;
-                    row_b[x] = -jxy * inv_det;
-                    row_c[x] = jxx * inv_det;
+                if (correcting) {
+                    const std::size_t at = static_cast<std::size_t>(y) * w;
+                    std::copy(row_a, row_a + w, tensor_.data() + at);
+                    std::copy(row_b, row_b + w, tensor_.data() + n + at);
+                    std::copy(row_c, row_c + w, tensor_.data() + 2 * n + at);
                 }
+                invert_row(row_a, row_b, row_c, w, h, y, alpha);
                 pack_row(row_a, y, blocks, kInvA, B.coeffs);
                 pack_row(row_b, y, blocks, kInvB, B.coeffs);
                 pack_row(row_c, y, blocks, kInvC, B.coeffs);
             });
+        if (correcting) build_correction_grid(w, h);
 
         for (int it = 0; it < params_.warps; ++it) {
             // b = box(grad * It), It = warped next - prev (temporal difference);
@@ -732,41 +951,26 @@ void DenseFlow::run(float* flow) {
                     data.mean(1, row_b);
                     rhs_row(L.u.data(), w, h, y, alpha, row_a);
                     rhs_row(L.v.data(), w, h, y, alpha, row_b);
+                    if (correcting) {
+                        const std::size_t at = static_cast<std::size_t>(y) * w;
+                        std::copy(row_a, row_a + w, rhs_.data() + at);
+                        std::copy(row_b, row_b + w, rhs_.data() + n + at);
+                    }
                     pack_row(row_a, y, blocks, kRhsX, B.coeffs);
                     pack_row(row_b, y, blocks, kRhsY, B.coeffs);
                 });
-            for (int c = 0; c < 2; ++c) {
-                std::fill_n(B.du[c].begin(), plane, 0.0f);
-                std::fill_n(B.dv[c].begin(), plane, 0.0f);
-            }
-            // Relax row y of colour c. Its pixels sit at x = 2k + p; their left
-            // and right neighbours are entries k + p - 1 and k + p of the other
-            // colour's row, the upper and lower ones entry k of its adjacent rows.
-            auto relax = [&](int c, int y) {
-                const int p = (y + c) & 1;
-                const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
-                const int row_blocks = ((w + 1 - p) / 2 + kBlock - 1) / kBlock;
-                relax_row(row_blocks, B.du[c].data() + row, B.dv[c].data() + row,
-                          B.du[c ^ 1].data() + row, B.dv[c ^ 1].data() + row, stride, p,
-                          B.coeffs[c].data() + static_cast<std::size_t>(y) * row_coeffs, alpha, omega);
-            };
+            zero_increment(B, h);
             // Coarse levels are cheap: sweep them more, so the fine level starts close.
             const int level_sweeps = params_.sweeps * (1 << std::min(l - finest, 2));
-            // One pass down the image runs every sweep. Step t of a sweep relaxes
-            // red row t, then black row t - 1: black row t - 1 needs red rows
-            // t - 2 to t, and red row t has read black row t - 1 before it
-            // changes. Each sweep trails the one before it by two rows, so its
-            // red row t finds black rows t - 1 to t + 1 already swept once more.
-            // The result is exactly that of whole sweeps, all red then all black,
-            // while the rows in flight stay in cache.
-            for (int front = 0; front <= h + 2 * (level_sweeps - 1); ++front) {
-                for (int s = 0; s < level_sweeps; ++s) {
-                    const int t = front - 2 * s;
-                    if (t < 0) break;
-                    if (t > h) continue;
-                    if (t < h) relax(0, t);
-                    if (t > 0) relax(1, t - 1);
-                }
+            if (correcting) {
+                // Sweeps damp the error that varies from pixel to pixel fast; the
+                // half-resolution grid removes the smooth part left, where sweeps crawl.
+                const int before = level_sweeps / 2;
+                relax_sweeps(B, w, h, before, alpha, omega);
+                correct_on_coarse_grid(w, h);
+                relax_sweeps(B, w, h, level_sweeps - before, alpha, omega);
+            } else {
+                relax_sweeps(B, w, h, level_sweeps, alpha, omega);
             }
             add_merged(B.du, w, h, stride, L.u.data());
             add_merged(B.dv, w, h, stride, L.v.data());

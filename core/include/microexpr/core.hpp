@@ -45,6 +45,9 @@ struct FlowParams {
     float relaxation = 1.8f;  // successive over-relaxation factor, in (0, 2)
     int highpass = 0;         // >0: subtract the local mean over this box radius (px)
                               // first, removing illumination gradients
+    int correction_sweeps = 0; // >0: the finest level's sweeps are split in half around
+                               // a correction solved on a half-resolution grid with
+                               // this many sweeps (a two-grid cycle)
 };
 
 // Named speed/accuracy trade-offs: "fast", "balanced", "accurate".
@@ -85,9 +88,18 @@ private:
     template <typename T>
     void load(const T* prev, const T* next, int w, int h, std::ptrdiff_t stride);
     void run(float* flow);
+    // Two-grid cycle at the finest level (w x h): the half-resolution grid's
+    // systems once per level, then its correction of each warp's increment.
+    void build_correction_grid(int w, int h);
+    void correct_on_coarse_grid(int w, int h);
     FlowParams params_;
     std::vector<Level> levels_;
-    Checkerboard board_;
+    Checkerboard board_, coarse_board_;
+    // For the two-grid cycle: the finest level's box-mean structure tensor
+    // (xx, xy, yy planes), right-hand side then residual (x, y planes) and
+    // increment (u, v planes); the half-resolution grid's tensor sums (xx,
+    // xy, yy), residual sums then correction (x, y) and three packing rows.
+    std::vector<float> tensor_, rhs_, increment_, coarse_;
     std::vector<float> tmp_, tmp2_, box_ring_, box_rows_, box_acc_, weights_, row_;
     std::vector<int> cols_;
 };
