@@ -35,10 +35,11 @@ from .tracking import FaceTracker
 
 __all__ = ["Analyzer", "analyze", "StageTimes", "SPOTTING_FLOW"]
 
-# The spotter reads region means, which average away per-pixel noise: fewer
-# sweeps and a little more smoothing than the balanced preset's per-pixel
-# tuning spot better on the synthetic dev clips, at about two thirds of its cost.
-SPOTTING_FLOW: dict[str, Any] = {"sweeps": 6, "smoothness": 0.015}
+# The spotter reads region means, which average away per-pixel noise: a few
+# plain sweeps (no half-resolution correction) and a little more smoothing
+# than the balanced preset's per-pixel tuning spot better on the synthetic dev
+# clips, at a fraction of its cost.
+SPOTTING_FLOW: dict[str, Any] = {"sweeps": 6, "smoothness": 0.015, "correction_sweeps": 0}
 # Single flow parameters a caller may override: dense_flow's own keywords.
 _FLOW_OPTION_NAMES = {name for name, param in inspect.signature(dense_flow).parameters.items()
                       if param.kind is param.KEYWORD_ONLY} - {"preset", "highpass", "out"}
