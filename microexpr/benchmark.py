@@ -10,7 +10,7 @@ scikit-image ships, deformed by :mod:`microexpr.synth` or moved by
     the CPU offers, memory, versions.
 ``latency``
     Per-stage streaming latency per frame (decode, landmarks, alignment,
-    flow, regions, spotting; p50 / p95 / p99 in ms) at 640 x 480 and
+    flow, regions, their sum ``core``, spotting; p50 / p95 / p99 in ms) at 640 x 480 and
     1280 x 720 with 1 and 4 faces, end-to-end frames per second and peak
     memory. The frames are synthetic faces (4 faces: four clips in a 2 x 2
     grid), encoded to H.264 and decoded back with
@@ -856,8 +856,10 @@ def synthetic_faces(size: tuple[int, int], n_faces: int, n_frames: int, *, seed:
 # ---------------------------------------------------------------------------
 # Streaming latency
 # ---------------------------------------------------------------------------
-#: Per-frame stages of the latency table, in pipeline order.
-LATENCY_STAGES = ("decode", "landmarks", "alignment", "flow", "regions", "spotting", "total")
+#: Per-frame stages of the latency table, in pipeline order; ``core`` is the
+#: compiled core's share of each frame (alignment + flow + regions).
+LATENCY_STAGES = ("decode", "landmarks", "alignment", "flow", "regions", "core", "spotting", "total")
+_CORE_STAGES = ("alignment", "flow", "regions")
 
 
 class PerFrameStageTimes:
@@ -891,6 +893,7 @@ class PerFrameStageTimes:
         """Close one frame; ``extra`` adds stages timed outside the analyzer (s)."""
         current = self._current
         current.update(extra)
+        current["core"] = sum(current.get(stage, 0.0) for stage in _CORE_STAGES)
         for stage in LATENCY_STAGES:
             self.samples.setdefault(stage, []).append(current.get(stage, 0.0))
         self._current = {}
@@ -1447,7 +1450,8 @@ def _section_latency(rows: list[dict[str, Any]]) -> list[str]:
         for r in rows:
             s = r["stages"].get(stage)
             cells.append("-" if s is None else f"{s['p50_ms']:.2f} / {s['p95_ms']:.2f} / {s['p99_ms']:.2f}")
-        lines.append(f"| {'**total**' if stage == 'total' else stage} | " + " | ".join(cells) + " |")
+        label = {"total": "**total**", "core": "core (alignment + flow + regions)"}.get(stage, stage)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| frames per second | " + " | ".join(_fmt(r["fps"], 1) for r in rows) + " |")
     lines.append("| faces tracked (mean) | " + " | ".join(_fmt(r["faces_tracked"], 1) for r in rows) + " |")
     lines.append("| peak memory (MiB) | " + " | ".join(

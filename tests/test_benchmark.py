@@ -118,6 +118,7 @@ def test_per_frame_stage_times_sum_calls_per_frame():
     assert stages.samples["alignment"] == pytest.approx([0.003, 0.0])
     assert stages.samples["spotting"] == pytest.approx([0.0015, 0.0])
     assert stages.samples["landmarks"] == [0.0, 0.0]
+    assert stages.samples["core"] == pytest.approx([0.008, 0.0])  # alignment + flow + regions
     summary = stages.summary()
     assert list(summary) == list(LATENCY_STAGES)
     assert summary["total"]["p50_ms"] == pytest.approx(15.0) and summary["total"]["n"] == 2
