@@ -801,17 +801,24 @@ void DenseFlow::correct_on_coarse_grid(int w, int h) {
     Checkerboard& C = coarse_board_;
     grow(increment_, 2 * n);
     grow(tmp_, n);
-    grow(tmp2_, static_cast<std::size_t>(w));
     float* du = increment_.data();
     float* dv = du + n;
     std::fill_n(du, 2 * n, 0.0f);
     add_merged(B.du, w, h, B.stride, du);
     add_merged(B.dv, w, h, B.stride, dv);
 
-    // Residual c + alpha * (neighbour sum of d) - (J + alpha * count) d, in
-    // place of the right-hand side c.
+    // Residual c + alpha * (neighbour sum of d) - (J + alpha * count) d, a
+    // row at a time, summed over cells straight into the packing rows.
+    const int blocks = (C.stride - kBlock) / kBlock;
+    const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
+    // Packing rows: their tails past cw stay zero from build_correction_grid.
+    float* cell_x = coarse_.data() + 5 * cn;
+    float* cell_y = cell_x + padded_row;
+    grow(tmp2_, 2 * static_cast<std::size_t>(w));
     float* near_u = tmp_.data();
-    float* near_v = tmp2_.data();
+    float* near_v = near_u + w;
+    float* res_u = tmp2_.data();
+    float* res_v = res_u + w;
     for (int y = 0; y < h; ++y) {
         const std::size_t at = static_cast<std::size_t>(y) * w;
         neighbour_sum_row(du, w, h, y, near_u);
@@ -821,32 +828,35 @@ void DenseFlow::correct_on_coarse_grid(int w, int h) {
         const float* jyy = jxy + n;
         const float* u = du + at;
         const float* v = dv + at;
-        float* rx = rhs_.data() + at;
-        float* ry = rx + n;
+        const float* cx = rhs_.data() + at;
+        const float* cy = cx + n;
         const float reg_y = alpha * static_cast<float>((y > 0) + (y < h - 1));
         for (int x = 0; x < w; ++x) {
             const float reg = reg_y + alpha * static_cast<float>((x > 0) + (x < w - 1));
-            rx[x] = (rx[x] + alpha * near_u[x]) - ((jxx[x] + reg) * u[x] + jxy[x] * v[x]);
-            ry[x] = (ry[x] + alpha * near_v[x]) - (jxy[x] * u[x] + (jyy[x] + reg) * v[x]);
+            res_u[x] = (cx[x] + alpha * near_u[x]) - ((jxx[x] + reg) * u[x] + jxy[x] * v[x]);
+            res_v[x] = (cy[x] + alpha * near_v[x]) - (jxy[x] * u[x] + (jyy[x] + reg) * v[x]);
+        }
+        // sum_cells, one fine row at a time: the same additions in the same order.
+        const int cell = std::min(y / 2, ch - 1);
+        if (y == 2 * cell) {
+            std::fill_n(cell_x, cw, 0.0f);
+            std::fill_n(cell_y, cw, 0.0f);
+        }
+        for (int x = 0; x < cw; ++x) {
+            cell_x[x] += res_u[2 * x] + res_u[2 * x + 1];
+            cell_y[x] += res_v[2 * x] + res_v[2 * x + 1];
+        }
+        if (w & 1) {
+            cell_x[cw - 1] += res_u[w - 1];
+            cell_y[cw - 1] += res_v[w - 1];
+        }
+        if (y == (cell < ch - 1 ? 2 * cell + 1 : h - 1)) {
+            pack_row(cell_x, cell, blocks, kRhsX, C.coeffs);
+            pack_row(cell_y, cell, blocks, kRhsY, C.coeffs);
         }
     }
-
-    const int blocks = (C.stride - kBlock) / kBlock;
-    const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
     float* ex = coarse_.data() + 3 * cn;
     float* ey = ex + cn;
-    sum_cells(rhs_.data(), w, h, ex);
-    sum_cells(rhs_.data() + n, w, h, ey);
-    // Packing rows: their tails past cw stay zero from build_correction_grid.
-    float* row_x = coarse_.data() + 5 * cn;
-    float* row_y = row_x + padded_row;
-    for (int y = 0; y < ch; ++y) {
-        const std::size_t at = static_cast<std::size_t>(y) * cw;
-        std::copy_n(ex + at, cw, row_x);
-        std::copy_n(ey + at, cw, row_y);
-        pack_row(row_x, y, blocks, kRhsX, C.coeffs);
-        pack_row(row_y, y, blocks, kRhsY, C.coeffs);
-    }
     zero_increment(C, ch);
     relax_sweeps(C, cw, ch, params_.correction_sweeps, alpha, params_.relaxation);
     std::fill_n(ex, 2 * cn, 0.0f);

@@ -31,10 +31,11 @@ inline void load_pairs(const float* p, __m256d& u, __m256d& v) {
 }
 #endif
 
-// Optical strain magnitude sqrt(exx^2 + eyy^2 + 2 exy^2) of row y, with
-// derivatives as numpy.gradient takes them: central inside, one-sided at the
-// borders, zero along an axis of length 1.
-void strain_row(const float* flow, int w, int h, int y, double* out) {
+// Optical strain magnitude sqrt(exx^2 + eyy^2 + 2 exy^2) of row y from
+// column x0 to x1 (exclusive) into out[0, x1 - x0), with derivatives as
+// numpy.gradient takes them: central inside, one-sided at the borders, zero
+// along an axis of length 1.
+void strain_span(const float* flow, int w, int h, int y, int x0, int x1, double* out) {
     const float* r = flow + 2 * (static_cast<std::ptrdiff_t>(y) * w);
     const float* up = y > 0 ? r - 2 * w : r;
     const float* dn = y < h - 1 ? r + 2 * w : r;
@@ -45,17 +46,18 @@ void strain_row(const float* flow, int w, int h, int y, double* out) {
         const double uy = sy * (static_cast<double>(dn[2 * x]) - up[2 * x]);
         const double vy = sy * (static_cast<double>(dn[2 * x + 1]) - up[2 * x + 1]);
         const double exy = 0.5 * (uy + vx);
-        out[x] = std::sqrt(ux * ux + vy * vy + 2.0 * exy * exy);
+        out[x - x0] = std::sqrt(ux * ux + vy * vy + 2.0 * exy * exy);
     };
     if (w == 1) {
         at(0, 0, 0, 0.0);
         return;
     }
-    at(0, 0, 1, 1.0);
-    int x = 1;
+    int x = x0;
+    if (x == 0) at(x++, 0, 1, 1.0);
+    const int inner_end = std::min(x1, w - 1);
 #if defined(__AVX2__)
     const __m256d half = _mm256_set1_pd(0.5), vsy = _mm256_set1_pd(sy), two = _mm256_set1_pd(2.0);
-    for (; x + 4 <= w - 1; x += 4) {
+    for (; x + 4 <= inner_end; x += 4) {
         __m256d ul, vl, ur, vr, uu, vu, ud, vd;
         load_pairs(r + 2 * (x - 1), ul, vl);
         load_pairs(r + 2 * (x + 1), ur, vr);
@@ -68,11 +70,11 @@ void strain_row(const float* flow, int w, int h, int y, double* out) {
         const __m256d exy = _mm256_mul_pd(half, _mm256_add_pd(uy, vx));
         const __m256d sq = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(ux, ux), _mm256_mul_pd(vy, vy)),
                                          _mm256_mul_pd(two, _mm256_mul_pd(exy, exy)));
-        _mm256_storeu_pd(out + x, _mm256_sqrt_pd(sq));
+        _mm256_storeu_pd(out + (x - x0), _mm256_sqrt_pd(sq));
     }
 #endif
-    for (; x < w - 1; ++x) at(x, x - 1, x + 1, 0.5);
-    at(w - 1, w - 2, w - 1, 1.0);
+    for (; x < inner_end; ++x) at(x, x - 1, x + 1, 0.5);
+    if (x < x1) at(w - 1, w - 2, w - 1, 1.0);
 }
 
 // floor((atan2(dy, dx) + pi) / bin_width) clamped to [0, bins): the bin of a
@@ -177,6 +179,40 @@ bool all_valid(const float* flow, const std::int32_t* labels, std::size_t n, int
     return valid;
 }
 
+// Names the first pixel with a label >= n_regions or a non-finite flow
+// component; called once a check has found one.
+[[noreturn]] void throw_first_invalid(const float* flow, const std::int32_t* labels, std::size_t n, int n_regions) {
+    for (std::size_t i = 0; i < n; ++i) {
+        if (labels[i] >= n_regions)
+            throw std::invalid_argument("label " + std::to_string(labels[i]) + " at pixel " + std::to_string(i) +
+                                        " is not below n_regions=" + std::to_string(n_regions));
+        if (!std::isfinite(flow[2 * i]) || !std::isfinite(flow[2 * i + 1]))
+            throw std::invalid_argument("flow is not finite at pixel " + std::to_string(i));
+    }
+    throw std::logic_error("region_stats: invalid input not found");
+}
+
+// One past the last pixel of the run of equal labels that starts at x.
+int run_end(const std::int32_t* row_labels, int x, int w) {
+    const std::int32_t k = row_labels[x];
+    int end = x + 1;
+#if defined(__AVX2__)
+    const __m256i label = _mm256_set1_epi32(k);
+    for (; end + 8 <= w; end += 8) {
+        const __m256i same = _mm256_cmpeq_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row_labels + end)), label);
+        // The run ends inside these eight; the scalar loop finds where.
+        if (_mm256_movemask_ps(_mm256_castsi256_ps(same)) != 0xFF) break;
+    }
+#endif
+    while (end < w && row_labels[end] == k) ++end;
+    return end;
+}
+
+// A stretch of one row where every pixel carries the same region label.
+struct Run {
+    int y, x0, x1, label;
+};
+
 }  // namespace
 
 void region_stats(const float* flow, const std::int32_t* labels, int w, int h, int n_regions,
@@ -192,15 +228,20 @@ void region_stats(const float* flow, const std::int32_t* labels, int w, int h, i
     if (direction_bins < 1 || direction_bins > 360)
         throw std::invalid_argument("direction_bins must be in [1, 360]");
     const std::size_t n = static_cast<std::size_t>(w) * h;
-    // The pixel-by-pixel check runs only to name the first bad pixel.
-    if (!all_valid(flow, labels, n, n_regions)) {
-        for (std::size_t i = 0; i < n; ++i) {
-            if (labels[i] >= n_regions)
-                throw std::invalid_argument("label " + std::to_string(labels[i]) + " at pixel " +
-                                            std::to_string(i) + " is not below n_regions=" +
-                                            std::to_string(n_regions));
-            if (!std::isfinite(flow[2 * i]) || !std::isfinite(flow[2 * i + 1]))
-                throw std::invalid_argument("flow is not finite at pixel " + std::to_string(i));
+    // First pass: check each row and cut its labelled pixels into runs.
+    std::vector<Run> runs;
+    std::size_t labelled = 0;
+    for (int y = 0; y < h; ++y) {
+        const std::size_t row = static_cast<std::size_t>(y) * w;
+        if (!all_valid(flow + 2 * row, labels + row, static_cast<std::size_t>(w), n_regions))
+            throw_first_invalid(flow, labels, n, n_regions);
+        for (int x = 0; x < w;) {
+            const int end = run_end(labels + row, x, w);
+            if (labels[row + x] >= 0) {
+                runs.push_back({y, x, end, labels[row + x]});
+                labelled += static_cast<std::size_t>(end - x);
+            }
+            x = end;
         }
     }
 
@@ -208,64 +249,65 @@ void region_stats(const float* flow, const std::int32_t* labels, int w, int h, i
     if (reference >= 0) {
         double sx = 0, sy = 0;
         std::size_t c = 0;
-        for (std::size_t i = 0; i < n; ++i)
-            if (labels[i] == reference) { sx += flow[2 * i]; sy += flow[2 * i + 1]; ++c; }
+        for (const Run& run : runs) {
+            if (run.label != reference) continue;
+            const float* p = flow + 2 * (static_cast<std::size_t>(run.y) * w);
+            for (int x = run.x0; x < run.x1; ++x) { sx += p[2 * x]; sy += p[2 * x + 1]; }
+            c += static_cast<std::size_t>(run.x1 - run.x0);
+        }
         if (c > 0) { ref_x = sx / c; ref_y = sy / c; }
     }
 
+    // Second pass, over the runs only: sums, direction histograms, and each
+    // labelled pixel's magnitude and bin in run order for the MDMD.
     const int R = n_regions, B = direction_bins;
     std::vector<double> count(R, 0), sum_mag(R, 0), sum_x(R, 0), sum_y(R, 0), sum_strain(R, 0);
     std::vector<std::size_t> bin_count(static_cast<std::size_t>(R) * B, 0);
-    std::vector<float> mag(n);
-    std::vector<int> bin(n);
+    std::vector<float> mag(labelled);
+    std::vector<int> bin(labelled);
     const double bin_width = 2.0 * kPi / B, inv_width = 1.0 / bin_width;
-    std::vector<double> strain(static_cast<std::size_t>(w)), row_mag(static_cast<std::size_t>(w));
-    for (int y = 0; y < h; ++y) {
-        strain_row(flow, w, h, y, strain.data());
-        direction_row(flow + 2 * (static_cast<std::size_t>(y) * w), w, ref_x, ref_y, bin_width, inv_width,
-                      B, row_mag.data(), bin.data() + static_cast<std::size_t>(y) * w);
-        const std::int32_t* row_labels = labels + static_cast<std::size_t>(y) * w;
-        // Regions come in runs along a row: sum each run in registers.
-        for (int x = 0; x < w;) {
-            const int k = row_labels[x];
-            int end = x + 1;
-            while (end < w && row_labels[end] == k) ++end;
-            if (k < 0) {
-                x = end;
-                continue;
-            }
-            const int start = x;
-            double run_mag = 0.0, run_x = 0.0, run_y = 0.0, run_strain = 0.0;
-            std::size_t* bins_k = &bin_count[static_cast<std::size_t>(k) * B];
-            for (; x < end; ++x) {
-                const std::size_t i = static_cast<std::size_t>(y) * w + x;
-                const double m = row_mag[x];
-                run_mag += m;
-                run_x += flow[2 * i] - ref_x;
-                run_y += flow[2 * i + 1] - ref_y;
-                run_strain += strain[x];
-                mag[i] = static_cast<float>(m);
-                ++bins_k[bin[i]];
-            }
-            count[k] += end - start;
-            sum_mag[k] += run_mag;
-            sum_x[k] += run_x;
-            sum_y[k] += run_y;
-            sum_strain[k] += run_strain;
+    std::vector<double> strain(static_cast<std::size_t>(w)), run_mag(static_cast<std::size_t>(w));
+    std::size_t p = 0;
+    for (const Run& run : runs) {
+        const int len = run.x1 - run.x0;
+        const float* f = flow + 2 * (static_cast<std::size_t>(run.y) * w + run.x0);
+        strain_span(flow, w, h, run.y, run.x0, run.x1, strain.data());
+        direction_row(f, len, ref_x, ref_y, bin_width, inv_width, B, run_mag.data(), bin.data() + p);
+        double s_mag = 0.0, s_x = 0.0, s_y = 0.0, s_strain = 0.0;
+        std::size_t* bins_k = &bin_count[static_cast<std::size_t>(run.label) * B];
+        for (int j = 0; j < len; ++j) {
+            s_mag += run_mag[j];
+            s_x += f[2 * j] - ref_x;
+            s_y += f[2 * j + 1] - ref_y;
+            s_strain += strain[j];
+            mag[p + j] = static_cast<float>(run_mag[j]);
+            ++bins_k[bin[p + j]];
         }
+        p += static_cast<std::size_t>(len);
+        const int k = run.label;
+        count[k] += len;
+        sum_mag[k] += s_mag;
+        sum_x[k] += s_x;
+        sum_y[k] += s_y;
+        sum_strain[k] += s_strain;
     }
 
     const double nan = std::numeric_limits<double>::quiet_NaN();
+    // The dominant bin's magnitudes of every region, side by side in one buffer.
     std::vector<int> dominant(R, 0);
-    std::vector<std::vector<float>> members(R);
+    std::vector<std::size_t> first(static_cast<std::size_t>(R) + 1, 0);
     for (int k = 0; k < R; ++k) {
         const std::size_t* bc = &bin_count[static_cast<std::size_t>(k) * B];
         dominant[k] = static_cast<int>(std::max_element(bc, bc + B) - bc);
-        members[k].reserve(bc[dominant[k]]);
+        first[k + 1] = first[k] + bc[dominant[k]];
     }
-    for (std::size_t i = 0; i < n; ++i) {
-        const int k = labels[i];
-        if (k >= 0 && bin[i] == dominant[k]) members[k].push_back(mag[i]);
+    std::vector<float> members(first[R]);
+    std::vector<std::size_t> next(first.begin(), first.end() - 1);
+    p = 0;
+    for (const Run& run : runs) {
+        const int k = run.label, d = dominant[k];
+        for (std::size_t end = p + static_cast<std::size_t>(run.x1 - run.x0); p < end; ++p)
+            if (bin[p] == d) members[next[k]++] = mag[p];
     }
     for (int k = 0; k < R; ++k) {
         double* row = out + static_cast<std::size_t>(k) * kRegionColumns;
@@ -277,12 +319,13 @@ void region_stats(const float* flow, const std::int32_t* labels, int w, int h, i
         row[kMeanMagnitude] = sum_mag[k] / count[k];
         row[kMeanDx] = sum_x[k] / count[k];
         row[kMeanDy] = sum_y[k] / count[k];
-        auto& mv = members[k];
+        float* mv = members.data() + first[k];
+        const std::size_t m = first[k + 1] - first[k];
         const std::size_t top = std::max<std::size_t>(
-            1, static_cast<std::size_t>(std::ceil(top_fraction * static_cast<double>(mv.size()) - 1e-9)));
-        std::nth_element(mv.begin(), mv.begin() + (top - 1), mv.end(), std::greater<float>());
+            1, static_cast<std::size_t>(std::ceil(top_fraction * static_cast<double>(m) - 1e-9)));
+        // Only which values are the top ones matters, not their order.
+        std::nth_element(mv, mv + (top - 1), mv + m, std::greater<float>());
         double s = 0;
-        std::sort(mv.begin(), mv.begin() + top, std::greater<float>());
         for (std::size_t j = 0; j < top; ++j) s += mv[j];
         row[kMainDirectionMagnitude] = s / static_cast<double>(top);
         row[kMainDirection] = -kPi + (dominant[k] + 0.5) * bin_width;
