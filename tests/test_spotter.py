@@ -158,3 +158,29 @@ def test_idle_checks_do_not_grow_with_the_frame_rate():
     checked = np.asarray(calls)
     assert len(checked) <= 3.0 * SpotterConfig().check_rate
     assert np.diff(checked).min() >= 0.9 / SpotterConfig().check_rate - 1e-9
+
+
+def _speech_velocities(profile, seconds, *, seed=0, noise=0.01, rate=30.0):
+    """Mouth opening velocities (IOD/s) sampled at ``rate``: ``profile(t)`` plus Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(0.0, seconds, 1.0 / rate)
+    return times, profile(times) + noise * rng.standard_normal(times.size)
+
+
+def _spells(times, velocities):
+    from microexpr.spotter import SpeechDetector
+
+    speech = SpeechDetector(SpotterConfig().speech_power)
+    active = [speech.push(t, float("nan"), v) for t, v in zip(times, velocities)]
+    return speech.spells, np.asarray(active)
+
+
+@pytest.mark.parametrize("rate", [30.0, 33.3])
+def test_syllables_at_4_5_hz_are_speech(rate):
+    def talking(t):
+        return np.where(t >= 3.0, 0.1 * np.sin(2 * np.pi * 4.5 * t), 0.0)
+
+    times, velocities = _speech_velocities(talking, 6.0, rate=rate)
+    spells, active = _spells(times, velocities)
+    assert spells and spells[0][0] < 3.6 and spells[-1][1] > 5.5
+    assert active[times > 4.0].mean() > 0.9 and not active[times < 2.5].any()
