@@ -59,7 +59,19 @@ void warp_by_flow_row(const float* img, int w, int h, const float* ur, const flo
         const __m256i i00 = _mm256_add_epi32(_mm256_mullo_epi32(y0, vw), x0);
         const __m256i i10 = _mm256_add_epi32(i00, vdy);
         __m256 a, b, c, e;
-        if (dx == 1) {
+        // Smooth flow often sends all eight pixels to one row and the same
+        // column offset: then the four corners are plain contiguous loads.
+        const __m256i shift = _mm256_sub_epi32(x0, _mm256_cvttps_epi32(px));
+        const __m256i same = _mm256_and_si256(
+            _mm256_cmpeq_epi32(shift, _mm256_permutevar8x32_epi32(shift, _mm256_setzero_si256())),
+            _mm256_cmpeq_epi32(y0, _mm256_permutevar8x32_epi32(y0, _mm256_setzero_si256())));
+        if (dx == 1 && _mm256_movemask_epi8(same) == -1) {
+            const float* r0 = img + _mm256_cvtsi256_si32(i00);
+            a = _mm256_loadu_ps(r0);
+            b = _mm256_loadu_ps(r0 + 1);
+            c = _mm256_loadu_ps(r0 + dy);
+            e = _mm256_loadu_ps(r0 + dy + 1);
+        } else if (dx == 1) {
             // Each 64-bit gather fetches a pixel and its right neighbour: half
             // as many gathered elements.
             gather_pairs(img, i00, a, b);

@@ -39,44 +39,70 @@ void downsample(const float* src, int w, float* dst, int cw, int ch) {
         const float* r0 = src + static_cast<std::ptrdiff_t>(2 * y) * w;
         const float* r1 = r0 + w;
         float* d = dst + static_cast<std::ptrdiff_t>(y) * cw;
-        for (int x = 0; x < cw; ++x)
+        int x = 0;
+#if defined(__AVX2__)
+        // hadd sums pairs within 128-bit lanes: p0 p1 p4 p5 | p2 p3 p6 p7.
+        const __m256 quarter = _mm256_set1_ps(0.25f);
+        for (; x + kBlockPixels <= cw; x += kBlockPixels) {
+            const __m256 top = _mm256_hadd_ps(_mm256_loadu_ps(r0 + 2 * x), _mm256_loadu_ps(r0 + 2 * x + kBlockPixels));
+            const __m256 bottom = _mm256_hadd_ps(_mm256_loadu_ps(r1 + 2 * x), _mm256_loadu_ps(r1 + 2 * x + kBlockPixels));
+            const __m256 sum = _mm256_castpd_ps(
+                _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_add_ps(top, bottom)), 0xD8));
+            _mm256_storeu_ps(d + x, _mm256_mul_ps(quarter, sum));
+        }
+#endif
+        for (; x < cw; ++x)
             d[x] = 0.25f * ((r0[2 * x] + r0[2 * x + 1]) + (r1[2 * x] + r1[2 * x + 1]));
     }
 }
 
-// Separable [1 2 1] / 4 smoothing with replicated borders.
-void smooth3(const float* src, int w, int h, float* dst, float* tmp) {
-    for (int y = 0; y < h; ++y) {
-        const float* s = src + static_cast<std::ptrdiff_t>(y) * w;
-        float* t = tmp + static_cast<std::ptrdiff_t>(y) * w;
-        if (w == 1) { t[0] = s[0]; continue; }
-        t[0] = 0.25f * (3.0f * s[0] + s[1]);
-        for (int x = 1; x < w - 1; ++x) t[x] = 0.25f * ((s[x - 1] + s[x + 1]) + 2.0f * s[x]);
-        t[w - 1] = 0.25f * (3.0f * s[w - 1] + s[w - 2]);
-    }
-    for (int y = 0; y < h; ++y) {
-        const float* up = tmp + static_cast<std::ptrdiff_t>(std::max(y - 1, 0)) * w;
-        const float* mid = tmp + static_cast<std::ptrdiff_t>(y) * w;
-        const float* dn = tmp + static_cast<std::ptrdiff_t>(std::min(y + 1, h - 1)) * w;
-        float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
-        for (int x = 0; x < w; ++x) d[x] = 0.25f * ((up[x] + dn[x]) + 2.0f * mid[x]);
-    }
+// Row y of the [1 2 1] / 4 smoothing along x, borders replicated.
+void smooth_row(const float* s, int w, float* t) {
+    t[0] = 0.25f * (3.0f * s[0] + s[1]);
+    for (int x = 1; x < w - 1; ++x) t[x] = 0.25f * ((s[x - 1] + s[x + 1]) + 2.0f * s[x]);
+    t[w - 1] = 0.25f * (3.0f * s[w - 1] + s[w - 2]);
 }
 
-// Central differences inside, one-sided at the borders (numpy.gradient).
-void gradient(const float* s, int w, int h, float* ix, float* iy) {
+// Row y of the central differences inside, one-sided at the borders
+// (numpy.gradient).
+void gradient_row(const float* s, int w, int h, int y, float* ix, float* iy) {
+    const float* r = s + static_cast<std::ptrdiff_t>(y) * w;
+    float* gx = ix + static_cast<std::ptrdiff_t>(y) * w;
+    gx[0] = r[1] - r[0];
+    for (int x = 1; x < w - 1; ++x) gx[x] = 0.5f * (r[x + 1] - r[x - 1]);
+    gx[w - 1] = r[w - 1] - r[w - 2];
+    const float* up = s + static_cast<std::ptrdiff_t>(std::max(y - 1, 0)) * w;
+    const float* dn = s + static_cast<std::ptrdiff_t>(std::min(y + 1, h - 1)) * w;
+    const float scale = (y == 0 || y == h - 1) ? 1.0f : 0.5f;
+    float* gy = iy + static_cast<std::ptrdiff_t>(y) * w;
+    for (int x = 0; x < w; ++x) gy[x] = scale * (dn[x] - up[x]);
+}
+
+// Separable [1 2 1] / 4 smoothing (borders replicated) of both images, and
+// the gradient of the smoothed first one, in one pass down the rows: the
+// rows smoothed along x wait in a ring of three per image (6 w floats), and
+// each gradient row follows one row behind. w >= 2.
+void smooth_pair_and_gradient(const float* prev, const float* next, int w, int h, float* prev_s,
+                              float* next_s, float* ix, float* iy, float* ring) {
+    auto along_x = [&](int y) {
+        const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(y) * w;
+        float* slot = ring + static_cast<std::ptrdiff_t>(y % 3) * 2 * w;
+        smooth_row(prev + at, w, slot);
+        smooth_row(next + at, w, slot + w);
+    };
+    along_x(0);
     for (int y = 0; y < h; ++y) {
-        const float* r = s + static_cast<std::ptrdiff_t>(y) * w;
-        float* gx = ix + static_cast<std::ptrdiff_t>(y) * w;
-        gx[0] = r[1] - r[0];
-        for (int x = 1; x < w - 1; ++x) gx[x] = 0.5f * (r[x + 1] - r[x - 1]);
-        gx[w - 1] = r[w - 1] - r[w - 2];
-        const float* up = s + static_cast<std::ptrdiff_t>(std::max(y - 1, 0)) * w;
-        const float* dn = s + static_cast<std::ptrdiff_t>(std::min(y + 1, h - 1)) * w;
-        const float scale = (y == 0 || y == h - 1) ? 1.0f : 0.5f;
-        float* gy = iy + static_cast<std::ptrdiff_t>(y) * w;
-        for (int x = 0; x < w; ++x) gy[x] = scale * (dn[x] - up[x]);
+        if (y + 1 < h) along_x(y + 1);
+        const float* up = ring + static_cast<std::ptrdiff_t>(std::max(y - 1, 0) % 3) * 2 * w;
+        const float* mid = ring + static_cast<std::ptrdiff_t>(y % 3) * 2 * w;
+        const float* dn = ring + static_cast<std::ptrdiff_t>(std::min(y + 1, h - 1) % 3) * 2 * w;
+        float* dp = prev_s + static_cast<std::ptrdiff_t>(y) * w;
+        float* dq = next_s + static_cast<std::ptrdiff_t>(y) * w;
+        for (int x = 0; x < w; ++x) dp[x] = 0.25f * ((up[x] + dn[x]) + 2.0f * mid[x]);
+        for (int x = 0; x < w; ++x) dq[x] = 0.25f * ((up[w + x] + dn[w + x]) + 2.0f * mid[w + x]);
+        if (y > 0) gradient_row(prev_s, w, h, y - 1, ix, iy);
     }
+    gradient_row(prev_s, w, h, h - 1, ix, iy);
 }
 
 // Bilinear upsampling of a flow component by `scale`, values multiplied by it.
@@ -122,7 +148,21 @@ void upsample2(const float* src, int sw, int sh, float* dst, float* row) {
         for (int x = 0; x < sw; ++x) row[x] = 2.0f * (0.75f * r0[x] + 0.25f * r1[x]);
         float* d = dst + static_cast<std::ptrdiff_t>(y) * dw;
         d[0] = row[0];
-        for (int x = 0; x < sw - 1; ++x) {
+        int x = 0;
+#if defined(__AVX2__)
+        // Eight source columns give output pixels 2x + 1 and 2x + 2 of each.
+        const __m256 near = _mm256_set1_ps(0.75f), far = _mm256_set1_ps(0.25f);
+        for (; x + kBlockPixels <= sw - 1; x += kBlockPixels) {
+            const __m256 a = _mm256_loadu_ps(row + x), b = _mm256_loadu_ps(row + x + 1);
+            const __m256 odd = _mm256_fmadd_ps(near, a, _mm256_mul_ps(far, b));
+            const __m256 even = _mm256_fmadd_ps(far, a, _mm256_mul_ps(near, b));
+            const __m256 lo = _mm256_unpacklo_ps(odd, even);  // o0 e0 o1 e1 | o4 e4 o5 e5
+            const __m256 hi = _mm256_unpackhi_ps(odd, even);  // o2 e2 o3 e3 | o6 e6 o7 e7
+            _mm256_storeu_ps(d + 2 * x + 1, _mm256_permute2f128_ps(lo, hi, 0x20));
+            _mm256_storeu_ps(d + 2 * x + 1 + kBlockPixels, _mm256_permute2f128_ps(lo, hi, 0x31));
+        }
+#endif
+        for (; x < sw - 1; ++x) {
             d[2 * x + 1] = 0.75f * row[x] + 0.25f * row[x + 1];
             d[2 * x + 2] = 0.25f * row[x] + 0.75f * row[x + 1];
         }
@@ -447,8 +487,9 @@ void pack_row(const float* s, int y, int blocks, Coeff slot, std::vector<float>*
     }
 }
 
-// dst += the image held by the two colour planes.
-void add_merged(const std::vector<float>* planes, int w, int h, int stride, float* dst) {
+// dst = (Add: dst +) the image held by the two colour planes.
+template <bool Add>
+void merge(const std::vector<float>* planes, int w, int h, int stride, float* dst) {
     for (int y = 0; y < h; ++y) {
         float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
         const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
@@ -461,14 +502,18 @@ void add_merged(const std::vector<float>* planes, int w, int h, int stride, floa
             const __m256 e = _mm256_loadu_ps(even + k), o = _mm256_loadu_ps(odd + k);
             const __m256 lo = _mm256_unpacklo_ps(e, o);  // e0 o0 e1 o1 | e4 o4 e5 o5
             const __m256 hi = _mm256_unpackhi_ps(e, o);  // e2 o2 e3 o3 | e6 o6 e7 o7
+            __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
             float* out = d + 2 * k;
-            _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), _mm256_permute2f128_ps(lo, hi, 0x20)));
-            _mm256_storeu_ps(out + kBlock,
-                             _mm256_add_ps(_mm256_loadu_ps(out + kBlock), _mm256_permute2f128_ps(lo, hi, 0x31)));
+            if constexpr (Add) {
+                first = _mm256_add_ps(_mm256_loadu_ps(out), first);
+                second = _mm256_add_ps(_mm256_loadu_ps(out + kBlock), second);
+            }
+            _mm256_storeu_ps(out, first);
+            _mm256_storeu_ps(out + kBlock, second);
         }
 #endif
-        for (int j = k; 2 * j < w; ++j) d[2 * j] += even[j];
-        for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] += odd[j];
+        for (int j = k; 2 * j < w; ++j) d[2 * j] = Add ? d[2 * j] + even[j] : even[j];
+        for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] = Add ? d[2 * j + 1] + odd[j] : odd[j];
     }
 }
 
@@ -496,6 +541,20 @@ void add_prolonged(const float* e, int w, int h, int stride, std::vector<float>*
     }
 }
 
+// d[x] += s[2x] + s[2x + 1] for x < n.
+void add_pair_sums(const float* s, int n, float* d) {
+    int x = 0;
+#if defined(__AVX2__)
+    for (; x + kBlockPixels <= n; x += kBlockPixels) {
+        // hadd pairs within 128-bit lanes: s0+s1 s2+s3 s8+s9 s10+s11 | s4+s5 ...
+        const __m256 pairs = _mm256_hadd_ps(_mm256_loadu_ps(s + 2 * x), _mm256_loadu_ps(s + 2 * x + kBlockPixels));
+        const __m256 ordered = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), 0xD8));
+        _mm256_storeu_ps(d + x, _mm256_add_ps(_mm256_loadu_ps(d + x), ordered));
+    }
+#endif
+    for (; x < n; ++x) d[x] += s[2 * x] + s[2 * x + 1];
+}
+
 // Sums of src (w x h) over 2x2 cells into dst (w / 2 x h / 2); with an odd
 // side, the last row or column joins the cell before it.
 void sum_cells(const float* src, int w, int h, float* dst) {
@@ -504,7 +563,7 @@ void sum_cells(const float* src, int w, int h, float* dst) {
     for (int y = 0; y < h; ++y) {
         const float* s = src + static_cast<std::ptrdiff_t>(y) * w;
         float* d = dst + static_cast<std::ptrdiff_t>(std::min(y / 2, ch - 1)) * cw;
-        for (int x = 0; x < cw; ++x) d[x] += s[2 * x] + s[2 * x + 1];
+        add_pair_sums(s, cw, d);
         if (w & 1) d[cw - 1] += s[w - 1];
     }
 }
@@ -521,16 +580,32 @@ void neighbour_sum_row(const float* f, int w, int h, int y, float* d) {
 }
 
 // Row y of the 2x2 systems: adds the smoothness weight times the pixel's
-// in-image neighbour count to the tensor's diagonal and inverts in place.
-void invert_row(float* xx, float* xy, float* yy, int w, int h, int y, float alpha) {
+// in-image neighbour count to the tensor's diagonal and writes the inverse's
+// entries (a b; b c). The outputs never overlap the inputs.
+void invert_row(const float* xx, const float* xy, const float* yy, int w, int h, int y, float alpha,
+                float* __restrict a, float* __restrict b, float* __restrict c) {
     const float reg_y = alpha * static_cast<float>((y > 0) + (y < h - 1));
     for (int x = 0; x < w; ++x) {
         const float reg = reg_y + alpha * static_cast<float>((x > 0) + (x < w - 1));
         const float jxx = xx[x] + reg, jxy = xy[x], jyy = yy[x] + reg;
         const float inv_det = 1.0f / (jxx * jyy - jxy * jxy);
-        xx[x] = jyy * inv_det;
-        xy[x] = -jxy * inv_det;
-        yy[x] = jxx * inv_det;
+        a[x] = jyy * inv_det;
+        b[x] = -jxy * inv_det;
+        c[x] = jxx * inv_det;
+    }
+}
+
+// Row y of the residual c + alpha * (neighbour sum of d) - (J + alpha * count) d
+// of the 2x2 systems, given the row's neighbour sums. The outputs are
+// restrict: eleven rows are too many pointers for the compiler's overlap checks.
+void residual_row(const float* jxx, const float* jxy, const float* jyy, const float* cx, const float* cy,
+                  const float* u, const float* v, const float* near_u, const float* near_v, int w, int h,
+                  int y, float alpha, float* __restrict res_u, float* __restrict res_v) {
+    const float reg_y = alpha * static_cast<float>((y > 0) + (y < h - 1));
+    for (int x = 0; x < w; ++x) {
+        const float reg = reg_y + alpha * static_cast<float>((x > 0) + (x < w - 1));
+        res_u[x] = (cx[x] + alpha * near_u[x]) - ((jxx[x] + reg) * u[x] + jxy[x] * v[x]);
+        res_v[x] = (cy[x] + alpha * near_v[x]) - (jxy[x] * u[x] + (jyy[x] + reg) * v[x]);
     }
 }
 
@@ -774,18 +849,16 @@ void DenseFlow::build_correction_grid(int w, int h) {
     for (int k = 0; k < 3; ++k) sum_cells(tensor_.data() + k * n, w, h, sums + k * cn);
     float* rows = sums + 5 * cn;
     std::fill(rows, rows + 3 * padded_row, 0.0f);
-    float* xx = rows;
-    float* xy = rows + padded_row;
-    float* yy = rows + 2 * padded_row;
+    float* inv_a = rows;
+    float* inv_b = rows + padded_row;
+    float* inv_c = rows + 2 * padded_row;
     for (int y = 0; y < ch; ++y) {
         const std::size_t at = static_cast<std::size_t>(y) * cw;
-        std::copy_n(sums + at, cw, xx);
-        std::copy_n(sums + cn + at, cw, xy);
-        std::copy_n(sums + 2 * cn + at, cw, yy);
-        invert_row(xx, xy, yy, cw, ch, y, params_.smoothness);
-        pack_row(xx, y, blocks, kInvA, coarse_board_.coeffs);
-        pack_row(xy, y, blocks, kInvB, coarse_board_.coeffs);
-        pack_row(yy, y, blocks, kInvC, coarse_board_.coeffs);
+        invert_row(sums + at, sums + cn + at, sums + 2 * cn + at, cw, ch, y, params_.smoothness, inv_a, inv_b,
+                   inv_c);
+        pack_row(inv_a, y, blocks, kInvA, coarse_board_.coeffs);
+        pack_row(inv_b, y, blocks, kInvB, coarse_board_.coeffs);
+        pack_row(inv_c, y, blocks, kInvC, coarse_board_.coeffs);
     }
 }
 
@@ -803,12 +876,11 @@ void DenseFlow::correct_on_coarse_grid(int w, int h) {
     grow(tmp_, n);
     float* du = increment_.data();
     float* dv = du + n;
-    std::fill_n(du, 2 * n, 0.0f);
-    add_merged(B.du, w, h, B.stride, du);
-    add_merged(B.dv, w, h, B.stride, dv);
+    merge<false>(B.du, w, h, B.stride, du);
+    merge<false>(B.dv, w, h, B.stride, dv);
 
-    // Residual c + alpha * (neighbour sum of d) - (J + alpha * count) d, a
-    // row at a time, summed over cells straight into the packing rows.
+    // The residual a row at a time, summed over cells straight into the
+    // packing rows.
     const int blocks = (C.stride - kBlock) / kBlock;
     const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
     // Packing rows: their tails past cw stay zero from build_correction_grid.
@@ -830,22 +902,15 @@ void DenseFlow::correct_on_coarse_grid(int w, int h) {
         const float* v = dv + at;
         const float* cx = rhs_.data() + at;
         const float* cy = cx + n;
-        const float reg_y = alpha * static_cast<float>((y > 0) + (y < h - 1));
-        for (int x = 0; x < w; ++x) {
-            const float reg = reg_y + alpha * static_cast<float>((x > 0) + (x < w - 1));
-            res_u[x] = (cx[x] + alpha * near_u[x]) - ((jxx[x] + reg) * u[x] + jxy[x] * v[x]);
-            res_v[x] = (cy[x] + alpha * near_v[x]) - (jxy[x] * u[x] + (jyy[x] + reg) * v[x]);
-        }
+        residual_row(jxx, jxy, jyy, cx, cy, u, v, near_u, near_v, w, h, y, alpha, res_u, res_v);
         // sum_cells, one fine row at a time: the same additions in the same order.
         const int cell = std::min(y / 2, ch - 1);
         if (y == 2 * cell) {
             std::fill_n(cell_x, cw, 0.0f);
             std::fill_n(cell_y, cw, 0.0f);
         }
-        for (int x = 0; x < cw; ++x) {
-            cell_x[x] += res_u[2 * x] + res_u[2 * x + 1];
-            cell_y[x] += res_v[2 * x] + res_v[2 * x + 1];
-        }
+        add_pair_sums(res_u, cw, cell_x);
+        add_pair_sums(res_v, cw, cell_y);
         if (w & 1) {
             cell_x[cw - 1] += res_u[w - 1];
             cell_y[cw - 1] += res_v[w - 1];
@@ -859,9 +924,8 @@ void DenseFlow::correct_on_coarse_grid(int w, int h) {
     float* ey = ex + cn;
     zero_increment(C, ch);
     relax_sweeps(C, cw, ch, params_.correction_sweeps, alpha, params_.relaxation);
-    std::fill_n(ex, 2 * cn, 0.0f);
-    add_merged(C.du, cw, ch, C.stride, ex);
-    add_merged(C.dv, cw, ch, C.stride, ey);
+    merge<false>(C.du, cw, ch, C.stride, ex);
+    merge<false>(C.dv, cw, ch, C.stride, ey);
     add_prolonged(ex, w, h, B.stride, B.du, tmp_.data());
     add_prolonged(ey, w, h, B.stride, B.dv, tmp_.data());
 }
@@ -878,9 +942,6 @@ void DenseFlow::run(float* flow) {
         const int w = L.w, h = L.h;
         const std::size_t n = static_cast<std::size_t>(w) * h;
         for (auto* b : {&L.prev_s, &L.next_s, &L.ix, &L.iy, &L.u, &L.v}) b->resize(n);
-        // Shared buffers only grow: shrinking and regrowing would zero them each call.
-        grow(tmp_, n);
-
         const int blocks = size_board(B, w, h);
         const int stride = B.stride;
         const bool correcting = l == finest && params_.correction_sweeps > 0;
@@ -897,18 +958,20 @@ void DenseFlow::run(float* flow) {
             upsample_flow(C.u.data(), C.w, C.h, L.u.data(), w, h, 2, cols_, weights_, row_);
             upsample_flow(C.v.data(), C.w, C.h, L.v.data(), w, h, 2, cols_, weights_, row_);
         }
-        smooth3(L.prev.data(), w, h, L.prev_s.data(), tmp_.data());
-        smooth3(L.next.data(), w, h, L.next_s.data(), tmp_.data());
-        gradient(L.prev_s.data(), w, h, L.ix.data(), L.iy.data());
+        // Shared buffers only grow: shrinking and regrowing would zero them each call.
+        grow(tmp_, 6 * static_cast<std::size_t>(w));
+        smooth_pair_and_gradient(L.prev.data(), L.next.data(), w, h, L.prev_s.data(), L.next_s.data(),
+                                 L.ix.data(), L.iy.data(), tmp_.data());
 
         const int r = params_.window;
         // Rows for pack_row: whole blocks, zero past the image's width.
         const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
-        grow(box_rows_, 3 * padded_row);
+        grow(box_rows_, 3 * padded_row + 3 * static_cast<std::size_t>(w));
         float* row_a = box_rows_.data();
         float* row_b = row_a + padded_row;
         float* row_c = row_b + padded_row;
         for (float* row : {row_a, row_b, row_c}) std::fill(row + w, row + padded_row, 0.0f);
+        float* means = row_c + padded_row;  // the tensor row before inversion, unless kept in tensor_
         // Structure tensor (box mean) plus smoothness on the diagonal, inverted.
         RowBoxes tensor(box_ring_, box_acc_, 3, w, h, r);
         tensor.run(
@@ -922,16 +985,14 @@ void DenseFlow::run(float* flow) {
                 }
             },
             [&](int y) {
-                tensor.mean(0, row_a);
-                tensor.mean(1, row_b);
-                tensor.mean(2, row_c);
-                if (correcting) {
-                    const std::size_t at = static_cast<std::size_t>(y) * w;
-                    std::copy(row_a, row_a + w, tensor_.data() + at);
-                    std::copy(row_b, row_b + w, tensor_.data() + n + at);
-                    std::copy(row_c, row_c + w, tensor_.data() + 2 * n + at);
-                }
-                invert_row(row_a, row_b, row_c, w, h, y, alpha);
+                const std::size_t at = static_cast<std::size_t>(y) * w;
+                float* xx = correcting ? tensor_.data() + at : means;
+                float* xy = correcting ? tensor_.data() + n + at : means + w;
+                float* yy = correcting ? tensor_.data() + 2 * n + at : means + 2 * w;
+                tensor.mean(0, xx);
+                tensor.mean(1, xy);
+                tensor.mean(2, yy);
+                invert_row(xx, xy, yy, w, h, y, alpha, row_a, row_b, row_c);
                 pack_row(row_a, y, blocks, kInvA, B.coeffs);
                 pack_row(row_b, y, blocks, kInvB, B.coeffs);
                 pack_row(row_c, y, blocks, kInvC, B.coeffs);
@@ -970,8 +1031,10 @@ void DenseFlow::run(float* flow) {
                     pack_row(row_b, y, blocks, kRhsY, B.coeffs);
                 });
             zero_increment(B, h);
-            // Coarse levels are cheap: sweep them more, so the fine level starts close.
-            const int level_sweeps = params_.sweeps * (1 << std::min(l - finest, 2));
+            // Coarse levels are cheap: sweep them twice as much, so the fine level
+            // starts close, and four times at the top, which starts from zero flow
+            // (more in between did not change the error).
+            const int level_sweeps = params_.sweeps * (1 << std::min(l - finest, l == top ? 2 : 1));
             if (correcting) {
                 // Sweeps damp the error that varies from pixel to pixel fast; the
                 // half-resolution grid removes the smooth part left, where sweeps crawl.
@@ -982,8 +1045,8 @@ void DenseFlow::run(float* flow) {
             } else {
                 relax_sweeps(B, w, h, level_sweeps, alpha, omega);
             }
-            add_merged(B.du, w, h, stride, L.u.data());
-            add_merged(B.dv, w, h, stride, L.v.data());
+            merge<true>(B.du, w, h, stride, L.u.data());
+            merge<true>(B.dv, w, h, stride, L.v.data());
         }
     }
 
