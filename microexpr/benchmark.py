@@ -1048,7 +1048,7 @@ def measure_offline(
 
     The clip (:func:`synthetic_faces`, one face) is encoded to H.264 (crf
     18). It is analysed twice, in offline mode: by :func:`microexpr.analyze`
-    (decode and landmarks on a worker thread ahead of flow and spotting) and
+    (decode and landmarks on worker threads ahead of flow and spotting) and
     by pushing decoded frames one by one into an :class:`Analyzer` on one
     thread.
 
@@ -1523,7 +1523,7 @@ def _section_offline(o: dict[str, Any]) -> list[str]:
              f"(target {target:g}x).", "",
              "| run | frames per second | speed | CPU time / wall time | target |",
              "|---|---|---|---|---|"]
-    for key, label in (("analyze", "`microexpr.analyze` (landmarks on a worker thread)"),
+    for key, label in (("analyze", "`microexpr.analyze` (decode and landmarks on worker threads)"),
                        ("one_thread", "`Analyzer.push`, frame by frame, one thread")):
         r = o[key]
         verdict = "PASS" if r["speed"] >= target else "FAIL"

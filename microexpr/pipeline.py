@@ -463,26 +463,26 @@ class Analyzer:
         return events
 
 
-class _DetectAhead:
-    """Decodes frames and finds their faces on a worker thread, a few frames ahead.
+class _Ahead:
+    """Runs an iterator on a worker thread, a few items ahead of the caller.
 
-    MediaPipe and the decoder release the GIL, so landmarks for the next
-    frames run on one core while flow and spotting run on the other.
-    Iterating yields ``(frame, faces)`` in order; the worker's exceptions are
-    raised here, in the caller's thread. :meth:`close` stops and joins it.
+    Decoding, MediaPipe and the core release the GIL, so :func:`analyze`
+    decodes on one such thread, finds landmarks on another and runs flow and
+    spotting on the caller's: the stages overlap on the available cores.
+    Iterating yields the items in order; the worker's exceptions are raised
+    here, in the caller's thread. :meth:`close` stops and joins the worker.
     """
 
     _END = object()
 
-    def __init__(self, frames: Any, landmarker: Any, *, depth: int = 4) -> None:
+    def __init__(self, items: Any, *, depth: int = 4, name: str = "microexpr-ahead") -> None:
         import queue
         import threading
 
         self._queue: Any = queue.Queue(maxsize=depth)
         self._full = queue.Full
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, args=(frames, landmarker),
-                                        name="microexpr-landmarks", daemon=True)
+        self._thread = threading.Thread(target=self._work, args=(items,), name=name, daemon=True)
         self._thread.start()
 
     def _put(self, item: object) -> bool:
@@ -494,10 +494,10 @@ class _DetectAhead:
                 continue
         return False
 
-    def _work(self, frames: Any, landmarker: Any) -> None:
+    def _work(self, items: Any) -> None:
         try:
-            for frame in frames:
-                if not self._put((frame, landmarker.detect(frame.image, frame.t))):
+            for item in items:
+                if not self._put(item):
                     return
         except BaseException as error:  # handed to the caller's thread
             self._put(error)
@@ -527,9 +527,9 @@ def analyze(
 ) -> Result:
     """Spot expressions in a video file.
 
-    Decoding and face landmarks run on a worker thread a few frames ahead of
-    flow and spotting, so two cores share the work; the result is exactly
-    that of pushing the frames one by one into an :class:`Analyzer`.
+    Decoding and face landmarks run on two worker threads a few frames ahead
+    of flow and spotting, so the stages share the cores; the result is
+    exactly that of pushing the frames one by one into an :class:`Analyzer`.
 
     Parameters
     ----------
@@ -560,7 +560,7 @@ def analyze(
                    desc=name if name.isprintable() else repr(name)[1:-1])
     analyzer = Analyzer(mode=mode, **options)
     extra_warnings: list[str] = []
-    ahead: _DetectAhead | None = None
+    ahead: list[_Ahead] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", VideoTruncatedWarning)
@@ -568,8 +568,13 @@ def analyze(
                 if analyzer._landmarker is None:
                     analysed = ((frame, None) for frame in reader)
                 else:
-                    ahead = _DetectAhead(reader, analyzer._landmarker)
-                    analysed = iter(ahead)
+                    landmarker = analyzer._landmarker
+                    decoded = _Ahead(reader, name="microexpr-decode")
+                    ahead = [decoded]
+                    detected = _Ahead(((frame, landmarker.detect(frame.image, frame.t))
+                                       for frame in decoded), name="microexpr-landmarks")
+                    ahead.insert(0, detected)
+                    analysed = iter(detected)
                 for done, (frame, faces) in enumerate(analysed, start=1):
                     if faces is None:
                         analyzer.push(frame.image, frame.t)
@@ -586,8 +591,8 @@ def analyze(
                 # Interrupted by the user: keep what was found so far.
                 extra_warnings.append("interrupted: the result covers the frames analysed so far")
             finally:
-                if ahead is not None:
-                    ahead.close()
+                for worker in ahead:  # the consumer of each stage first
+                    worker.close()
             for w in caught:
                 if issubclass(w.category, VideoTruncatedWarning):
                     extra_warnings.append(str(w.message))

@@ -114,7 +114,7 @@ def test_streaming_reports_each_event_after_its_offset(happiness_clip):
 
 
 def test_analyze_finding_landmarks_ahead_equals_frame_by_frame_push(happiness_clip, happiness_result):
-    # analyze() runs the landmarker on a worker thread; the result must be
+    # analyze() decodes and runs the landmarker on worker threads; the result must be
     # exactly what pushing the frames one by one gives.
     path, _ = happiness_clip
     from microexpr.video import open_video
@@ -147,31 +147,40 @@ class _CountingLandmarker:
         return [f"faces at {t}"]
 
 
-def test_detect_ahead_yields_in_order_and_raises_worker_errors_in_the_caller():
-    from microexpr.pipeline import _DetectAhead
+def _detect_ahead(frames, landmarker, **kw):
+    """The two worker stages analyze() runs: frames, then their faces."""
+    from microexpr.pipeline import _Ahead
 
-    ahead = _DetectAhead((_Frame(i / 30) for i in range(20)), _CountingLandmarker())
+    decoded = _Ahead(frames, **kw)
+    detected = _Ahead(((f, landmarker.detect(f.image, f.t)) for f in decoded), **kw)
+    return detected, decoded
+
+
+def test_detect_ahead_yields_in_order_and_raises_worker_errors_in_the_caller():
+    ahead, decoded = _detect_ahead((_Frame(i / 30) for i in range(20)), _CountingLandmarker())
     try:
         assert [faces for _, faces in ahead] == [[f"faces at {i / 30}"] for i in range(20)]
     finally:
         ahead.close()
-    ahead = _DetectAhead((_Frame(i / 30) for i in range(20)), _CountingLandmarker(fail_at=5))
+        decoded.close()
+    ahead, decoded = _detect_ahead((_Frame(i / 30) for i in range(20)), _CountingLandmarker(fail_at=5))
     seen = []
     with pytest.raises(RuntimeError, match="detector broke"):
         for frame, _ in ahead:
             seen.append(frame.t)
     ahead.close()
+    decoded.close()
     assert len(seen) == 4
 
 
 def test_detect_ahead_stops_when_the_caller_stops_reading():
-    from microexpr.pipeline import _DetectAhead
-
     landmarker = _CountingLandmarker()
-    ahead = _DetectAhead((_Frame(i / 30) for i in range(10_000)), landmarker, depth=2)
+    ahead, decoded = _detect_ahead((_Frame(i / 30) for i in range(10_000)), landmarker, depth=2)
     next(iter(ahead))
-    ahead.close()  # the worker waits on a full queue: close must still return
-    assert not ahead._thread.is_alive()
+    # Both workers wait on full queues: closing consumer then producer must return.
+    ahead.close()
+    decoded.close()
+    assert not ahead._thread.is_alive() and not decoded._thread.is_alive()
     assert landmarker.calls < 10
 
 
