@@ -499,9 +499,8 @@ def dense_flow(
     4. per warp: sample the second image at the current flow, form the
        right-hand side ``-box(grad * It) + alpha * (sum of neighbour flows
        - count * own flow)``, and solve for the increment with red-black
-       successive over-relaxation, ``sweeps * 2^min(level - finest, 1)``
-       sweeps (``2^min(level - finest, 2)`` at the top level), red
-       (``(x + y)`` even) first; with ``correction_sweeps > 0``
+       successive over-relaxation, ``sweeps * 2^min(level - finest, 2)``
+       sweeps, red (``(x + y)`` even) first; with ``correction_sweeps > 0``
        the finest level runs half of them (rounded down), then a two-grid
        correction, then the rest. The correction grid has ``(h // 2, w // 2)``
        cells (an odd last row or column joins the cell before it); its 2x2
@@ -566,7 +565,7 @@ def dense_flow(
             # The correction grid's equations: the fine ones summed over 2x2 cells.
             coarse_inv = _invert_systems(_sum_cells(txx), _sum_cells(txy), _sum_cells(tyy), alpha)
 
-        level_sweeps = p["sweeps"] * (1 << min(level - finest, 2 if level == top else 1))
+        level_sweeps = p["sweeps"] * (1 << min(level - finest, 2))
         for _ in range(p["warps"]):
             it = _warp_by_flow(next_s, u, v) - prev_s
             cx = -_box_mean(ix * it, r) + alpha * (_neighbour_sum(u) - count * u)
