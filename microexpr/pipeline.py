@@ -86,6 +86,8 @@ class _Track:
         self.labels: np.ndarray | None = None
         self.kernel_seconds = 0.0  # flow + region statistics, for stage timing
         self._mouth_prev: tuple[float, np.ndarray, tuple[int, int, int, int]] | None = None
+        # The last open-eyed frame's alignment and rigid points (frame coordinates).
+        self._open_pose: tuple[np.ndarray, np.ndarray] | None = None
 
     def _layout(self, points: np.ndarray) -> None:
         """Region labels and the linear maps from flow to region motion, from one aligned frame.
@@ -193,15 +195,31 @@ class _Track:
         opening = float(flow[split:, :, 1].mean() - flow[:split, :, 1].mean())
         return opening / iod / (t - t_prev)
 
-    def align(self, grey: np.ndarray, face: FaceLandmarks) -> tuple[np.ndarray, np.ndarray]:
-        src = np.ascontiguousarray(face.points[self.align_idx], dtype=np.float64)
-        M = estimate_similarity(src, self.template)
+    def align(self, grey: np.ndarray, face: FaceLandmarks, *,
+              eyes_closing: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The canonical crop, the landmarks in it and the frame -> crop similarity.
+
+        In a blink the lids drag the eye-corner landmarks along, which would
+        jolt the whole crop (most at the chin, far from the eyes): the crop
+        then follows the head by the rigid points without the eye corners,
+        from the last open-eyed frame.
+        """
+        rigid = np.ascontiguousarray(face.points[self.rigid_idx], dtype=np.float64)
+        if eyes_closing and self._open_pose is not None:
+            open_M, open_rigid = self._open_pose
+            now_to_open = estimate_similarity(rigid, open_rigid)
+            M = np.hstack([open_M[:, :2] @ now_to_open[:, :2],
+                           (open_M[:, :2] @ now_to_open[:, 2] + open_M[:, 2])[:, None]])
+        else:
+            src = np.ascontiguousarray(face.points[self.align_idx], dtype=np.float64)
+            M = estimate_similarity(src, self.template)
+            self._open_pose = (M, rigid)
         size = self.geometry.size
         crop = warp_affine(grey, M, (size, size))
         points = face.points.astype(np.float64) @ M[:, :2].T + M[:, 2]
         if self.labels is None:
             self._layout(points)
-        return crop, points
+        return crop, points, M
 
 
 class Analyzer:
@@ -423,19 +441,20 @@ class Analyzer:
 
     def _push_track(self, track: _Track, grey: np.ndarray, face: FaceLandmarks, t: float,
                     index: int) -> list[Event]:
+        aperture = float(np.mean(eye_aperture(face.points, track.scheme)))
         t0 = time.perf_counter()
-        crop, points = track.align(grey, face)
+        crop, points, to_crop = track.align(
+            grey, face, eyes_closing=track.spotter.blinks.partly_closed(aperture))
         t1 = time.perf_counter()
         kernel_before = track.kernel_seconds
         if self.stage_times is not None:
             self.stage_times.add("alignment", t1 - t0)
         iod = track.geometry.iod_px
-        aperture = float(np.mean(eye_aperture(face.points, track.scheme)))
         lip = points[track.inner_lip_idx]
         lip_gap = float(lip[:, 1].max() - lip[:, 1].min()) / iod
         opening = track.mouth_opening_velocity(crop, points, t)
         record = FrameRecord(t=t, index=index, crop=crop, points=points,
-                             blendshapes=face.blendshapes)
+                             blendshapes=face.blendshapes, to_crop=to_crop)
         events = track.spotter.push(record, aperture=aperture, lip_gap=lip_gap,
                                     opening_velocity=opening,
                                     rigid_shape=points[track.rigid_idx])

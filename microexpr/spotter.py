@@ -18,9 +18,11 @@ reference crop (dense flow, nose-bridge motion subtracted):
 
 Nuisances: blinks are found from the eyelid aperture and reported as
 ``blink`` events; eye-only movements during a blink are not expressions.
-Speech is found from the lip-aperture spectrum (3-6 Hz energy): mouth and
-chin are ignored while it lasts. Fast head rotation, seen as a change of the
-rigid landmarks' shape after alignment, suspends spotting.
+Speech is found from the mouth opening swinging at syllable rate and the
+lip-aperture spectrum (3-6 Hz energy): mouth and chin are ignored while
+it lasts. Fast head rotation, seen as a change of the rigid landmarks'
+shape after alignment, suspends spotting; any head motion between two
+compared frames raises their thresholds (alignment error grows with it).
 All windows are in seconds; any frame rate works.
 """
 
@@ -68,6 +70,7 @@ class SpotterConfig:
     max_duration: float = 4.5
     stale_time: float = 2.0
     split_still: float = 0.2
+    split_activity: float = 1.5  # short-lag activity that counts as a new movement after a still spell
     common_percentile: float = 25.0
     min_duration: float = 0.03
     micro_max: float = 0.5
@@ -87,6 +90,10 @@ class SpotterConfig:
     blink_margin: float = 1.5
     clear_peak: float = 2.0  # activity a movement must reach for a blink to close its event
     min_au: float = 0.1
+    # Landmarks fit a moved head less well (and lag a moving one): the
+    # aligned crops of two frames differ by about this fraction of how far
+    # the head moved between them, so thresholds grow by it.
+    head_motion_gain: float = 0.1
 
     @classmethod
     def for_mode(cls, mode: str, **overrides) -> "SpotterConfig":
@@ -107,6 +114,7 @@ class FrameRecord:
     points: np.ndarray  # landmarks in crop coordinates
     blendshapes: dict[str, float] | None = None
     eyes_closing: bool = False  # eyelids lower than usual (a blink under way)
+    to_crop: np.ndarray | None = None  # 2x3 similarity, frame -> crop (the head's pose)
 
 
 class BlinkDetector:
@@ -171,7 +179,10 @@ class SpeechDetector:
     Two signals. The opening velocity of the mouth (vertical flow of the
     lower lip and chin minus the upper lip between frames ~1/30 s apart, in
     IOD/s): speech makes it swing from opening to closing several times a
-    second, an expression once. And the lip aperture from landmarks, whose
+    second, each swing a syllable's half-cycle after the last, an expression
+    once. A swing must beat both the velocity's own noise and ``min_speed``:
+    compression noise and the jolt a blink gives the alignment are
+    heavy-tailed, so a multiple of the median alone is crossed by chance. And the lip aperture from landmarks, whose
     3-6.5 Hz energy must stay above its slow-band energy (real faces, where
     landmarks follow the lips). Speech spells are kept as intervals, widened
     backwards by ``lookback`` because a spell is recognised only after a
@@ -179,7 +190,8 @@ class SpeechDetector:
     """
 
     def __init__(self, power: float, *, window: float = 1.0, min_swings: int = 4,
-                 lookback: float = 0.6, hangover: float = 0.15) -> None:
+                 lookback: float = 0.6, hangover: float = 0.15, min_speed: float = 0.04,
+                 half_cycle: tuple[float, float] = (0.06, 0.25)) -> None:
         from .core import Spectra
 
         self.power = power
@@ -187,6 +199,8 @@ class SpeechDetector:
         self.min_swings = min_swings
         self.lookback = lookback
         self.hangover = hangover
+        self.min_speed = min_speed
+        self.half_cycle = half_cycle
         self._spectra = Spectra(1, rate=30.0, window=window, bands=[(0.3, 2.0), (3.0, 6.5)])
         self._lip = np.zeros(1)
         self._last_lip_t = -math.inf
@@ -223,20 +237,28 @@ class SpeechDetector:
             self.spells.append([start, end])
 
     def _swinging(self) -> bool:
-        """Several alternating strong swings of the opening velocity within the window."""
+        """Several alternating strong swings of the opening velocity, a syllable's
+        half-cycle apart (3-6.5 Hz speech: 0.08-0.17 s), within the window."""
         if len(self._speed_noise) < 10:
             return False
-        level = 3.0 * float(np.median(self._speed_noise))
-        swings, sign = 0, 0
-        self._swing_times = []
+        level = max(3.0 * float(np.median(self._speed_noise)), self.min_speed)
+        shortest, longest = self.half_cycle
+        sign = 0
+        swing_times: list[float] = []
         for tv, v in self._velocity:
             if abs(v) < level:
                 continue
             s = 1 if v > 0 else -1
-            if s != sign:
-                swings += 1
-                sign = s
-                self._swing_times.append(tv)
+            if s == sign:
+                continue
+            sign = s
+            if swing_times and tv - swing_times[-1] > longest:
+                swing_times = []  # a pause: the rhythm starts again
+            if swing_times and tv - swing_times[-1] < shortest:
+                continue  # too quick for a syllable: noise
+            swing_times.append(tv)
+        self._swing_times = swing_times
+        swings = len(swing_times)
         self.swings = swings
         # The spell spans the swings themselves, not the detection delay.
         return swings >= self.min_swings
@@ -322,7 +344,8 @@ class _Candidate:
     vectors: list[np.ndarray] = field(default_factory=list)
     records: list[FrameRecord] = field(default_factory=list)
     acts: list[float] = field(default_factory=list)
-    still_since: float | None = None
+    still_since: float | None = None  # no movement (short-lag activity < 1) since
+    quiet_since: float | None = None  # nothing strong enough to start anew since
     blinked: bool = False  # a blink has begun since the anchor
 
 
@@ -365,11 +388,13 @@ class TrackSpotter:
         self.last_signals: dict[str, float] = {}
 
     # ------------------------------------------------------------ thresholds
-    def _thresholds(self, age: float | None = None) -> np.ndarray:
-        """Per-region displacement thresholds for frames ``age`` seconds apart.
+    def _thresholds(self, age: float | None = None, head: float = 0.0) -> np.ndarray:
+        """Per-region displacement thresholds for frames ``age`` seconds apart
+        between which the head moved ``head`` crop px (:meth:`_head_motion`).
 
         Noise is measured at ``detect_lag``; slow drift makes it grow with
-        the time between the compared frames (as a power ``drift_exponent``).
+        the time between the compared frames (as a power ``drift_exponent``),
+        alignment error with the head's motion.
         """
         floor = self.config.floor * self.iod
         level = np.where(np.isfinite(self._noise_level), self._noise_level, 0.0)
@@ -377,7 +402,27 @@ class TrackSpotter:
         lag = self.config.detect_lag
         if age is not None and age > lag:
             thr = thr * (age / lag) ** self.config.drift_exponent
-        return thr
+        return thr + self.config.head_motion_gain * head
+
+    @staticmethod
+    def _head_motion(ref: FrameRecord, cur: FrameRecord) -> float:
+        """How far the head moved in the image between two frames, in crop px.
+
+        ``ref.to_crop`` composed with the inverse of ``cur.to_crop`` maps the
+        current crop onto the reference crop: the identity for a still head.
+        Its displacement at the crop centre plus its rotation and scale change
+        over the crop's half-width.
+        """
+        if ref.to_crop is None or cur.to_crop is None:
+            return 0.0
+        linear = cur.to_crop[:, :2]
+        inverse = np.linalg.inv(linear)
+        relative = ref.to_crop[:, :2] @ inverse
+        half = 0.5 * cur.crop.shape[1]
+        centre = np.array([half, 0.5 * cur.crop.shape[0]])
+        moved = relative @ (centre - cur.to_crop[:, 2]) + ref.to_crop[:, 2]
+        turn = float(np.linalg.norm(relative - np.eye(2))) / math.sqrt(2.0)
+        return float(np.hypot(*(moved - centre))) + half * turn
 
     def _update_noise(self, t: float, magnitudes: np.ndarray, activity: float) -> None:
         self._noise.append((t, magnitudes))
@@ -444,7 +489,7 @@ class TrackSpotter:
             self._last_check = t
             vec = self._vectors(ref, record)
             mag = np.hypot(vec[:, 0], vec[:, 1])
-            thr = self._thresholds()
+            thr = self._thresholds(head=self._head_motion(ref, record))
             ratio = self._ratios(mag, thr)
             ratio[REFERENCE_REGION] = 0.0
             self._mask_nuisances(ratio, t, speaking, ref.eyes_closing or record.eyes_closing)
@@ -557,10 +602,10 @@ class TrackSpotter:
         self._candidate = cand
         self._below_since = None
 
-    def _activity(self, vec: np.ndarray, t: float, speaking: bool,
-                  eyes_closing: bool = False, age: float | None = None) -> tuple[np.ndarray, float]:
+    def _activity(self, vec: np.ndarray, t: float, speaking: bool, eyes_closing: bool = False,
+                  age: float | None = None, head: float = 0.0) -> tuple[np.ndarray, float]:
         mag = np.hypot(vec[:, 0], vec[:, 1])
-        ratio = self._ratios(mag, self._thresholds(age))
+        ratio = self._ratios(mag, self._thresholds(age, head))
         ratio[REFERENCE_REGION] = 0.0
         self._mask_nuisances(ratio, t, speaking, eyes_closing)
         return ratio, float(np.nanmax(ratio))
@@ -620,16 +665,17 @@ class TrackSpotter:
         blinking_now = record.eyes_closing or self.blinks.closing
         if lag_ref is not None and lag_ref is not record and not blinking_now:
             lag_vec = self._vectors(lag_ref, record)
-            lag_act = self._activity(lag_vec, t, speaking,
-                                     record.eyes_closing or lag_ref.eyes_closing)[1]
+            lag_act = self._activity(lag_vec, t, speaking, record.eyes_closing or lag_ref.eyes_closing,
+                                     head=self._head_motion(lag_ref, record))[1]
             moving = lag_act >= 1.0
+            starts_anew = lag_act >= cfg.split_activity
             # Motion back towards the anchor is this expression's release
             # (a macro-expression slows to a stop at its apex), not a new one.
             returning = _opposes(lag_vec, vec)
-            if moving and not returning and cand.still_since is not None and \
-                    t - cand.still_since >= cfg.split_still:
+            if starts_anew and not returning and cand.quiet_since is not None and \
+                    t - cand.quiet_since >= cfg.split_still:
                 self._candidate = None
-                self._last_offset = cand.still_since
+                self._last_offset = cand.quiet_since
                 log.debug("candidate from %.2f split at %.2f (new movement)", cand.anchor.t, t)
                 events = self._salvage(cand, t)
                 self._start(lag_ref, record, lag_vec, t)
@@ -638,6 +684,10 @@ class TrackSpotter:
                 cand.still_since = None
             elif cand.still_since is None:
                 cand.still_since = t
+            if starts_anew:
+                cand.quiet_since = None
+            elif cand.quiet_since is None:
+                cand.quiet_since = t
             if cand.still_since is not None and t - cand.still_since >= cfg.stale_time:
                 self._candidate = None
                 self._last_offset = t

@@ -290,3 +290,39 @@ def test_spotting_stage_time_leaves_out_flow_and_regions(monkeypatch):
         summary = analyzer.stage_times.summary()
     assert summary["flow"]["p50_ms"] >= 20.0
     assert summary["spotting"]["p50_ms"] < 10.0
+
+
+def test_crop_follows_the_head_not_the_eye_corners_during_a_blink():
+    """Lids drag the eye-corner landmarks in a blink: the crop must not jolt with them."""
+    from microexpr.landmarks import FaceLandmarker, get_scheme
+
+    frames, _ = render_clip(_quiet(fps=25, duration=0.2, seed=4))
+    image, _ = next(iter(frames))
+    with FaceLandmarker() as landmarker:
+        (face,) = landmarker.detect(image, 0.0)
+    scheme = get_scheme(face.scheme)
+    open_points = face.points.astype(np.float32)
+    blinking = open_points.copy()
+    for side in ("left", "right"):
+        for upper, lower in scheme.eyelid_pairs[side]:
+            blinking[upper] = 0.8 * open_points[lower] + 0.2 * open_points[upper]  # lids nearly shut
+        for corner in scheme.eye_corners[side]:
+            blinking[corner] += (0.0, 2.0)  # the corners pulled down with them
+
+    def poses(closed_points):
+        with Analyzer(detector=None) as analyzer:
+            for i in range(12):
+                analyzer.push(image, i / 25, landmarks=[open_points if i < 10 else closed_points])
+            (track,) = analyzer._tracks.values()
+            buffer = track.spotter._buffer
+            return buffer[9].to_crop, buffer[-1].to_crop
+
+    open_pose, closed_pose = poses(blinking)
+    np.testing.assert_allclose(closed_pose, open_pose, atol=1e-6)
+    # The same corner shift with open eyes moves the crop: eye corners do align it.
+    shifted = open_points.copy()
+    for side in ("left", "right"):
+        for corner in scheme.eye_corners[side]:
+            shifted[corner] += (0.0, 2.0)
+    open_pose, moved_pose = poses(shifted)
+    assert np.abs(moved_pose - open_pose).max() > 0.3

@@ -39,8 +39,11 @@ def field(pattern, scale):
     return out
 
 
-def run(duration, components, *, fps=FPS, seed=0, aperture=lambda t: 0.3):
-    """Push ``duration`` s of frames; ``components`` is a list of (pattern, profile(t))."""
+def run(duration, components, *, fps=FPS, seed=0, aperture=lambda t: 0.3, pose=None, config=None):
+    """Push ``duration`` s of frames; ``components`` is a list of (pattern, profile(t)).
+
+    ``pose(t)``: the frame -> crop similarity (2x3) of each frame.
+    """
     times = np.arange(0.0, duration, 1.0 / fps)
     disp = {i: sum((field(p, f(t)) for p, f in components), np.zeros((len(REGION_NAMES), 2)))
             for i, t in enumerate(times)}
@@ -49,11 +52,12 @@ def run(duration, components, *, fps=FPS, seed=0, aperture=lambda t: 0.3):
         rng = np.random.default_rng(1000 * ref.index + cur.index + seed)
         return disp[cur.index] - disp[ref.index] + rng.normal(0.0, 0.03, (len(REGION_NAMES), 2))
 
-    spotter = TrackSpotter(0, IOD, vectors, SpotterConfig.for_mode("offline"))
-    crop = np.zeros((4, 4), np.uint8)
+    spotter = TrackSpotter(0, IOD, vectors, config or SpotterConfig.for_mode("offline"))
+    crop = np.zeros((160, 160), np.uint8)
     events = []
     for i, t in enumerate(times):
-        record = FrameRecord(t=float(t), index=i, crop=crop, points=np.zeros((1, 2)))
+        record = FrameRecord(t=float(t), index=i, crop=crop, points=np.zeros((1, 2)),
+                             to_crop=None if pose is None else pose(t))
         events += spotter.push(record, aperture=float(aperture(t)), lip_gap=0.05,
                                opening_velocity=None, rigid_shape=None)
     events += spotter.flush()
@@ -184,3 +188,51 @@ def test_syllables_at_4_5_hz_are_speech(rate):
     spells, active = _spells(times, velocities)
     assert spells and spells[0][0] < 3.6 and spells[-1][1] > 5.5
     assert active[times > 4.0].mean() > 0.9 and not active[times < 2.5].any()
+
+
+def _shifted(dx):
+    """The frame -> crop similarity of a face moved ``dx`` px to the right in the frame."""
+    return np.array([[1.0, 0.0, -200.0 - dx], [0.0, 1.0, -150.0]])
+
+
+def test_head_motion_between_two_frames_in_crop_pixels():
+    crop = np.zeros((160, 160), np.uint8)
+    still = FrameRecord(t=0.0, index=0, crop=crop, points=np.zeros((1, 2)), to_crop=_shifted(0.0))
+    moved = FrameRecord(t=0.1, index=1, crop=crop, points=np.zeros((1, 2)), to_crop=_shifted(12.0))
+    assert TrackSpotter._head_motion(still, still) == pytest.approx(0.0, abs=1e-9)
+    assert TrackSpotter._head_motion(still, moved) == pytest.approx(12.0)
+    angle = np.radians(2.0)  # turned about the crop centre: the crop's edge moves 80 px * angle
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([80.0, 80.0])
+    turned_pose = np.hstack([rotation, (centre - rotation @ centre)[:, None]]) @ np.vstack([_shifted(0.0), [0, 0, 1]])
+    turned = FrameRecord(t=0.1, index=1, crop=crop, points=np.zeros((1, 2)), to_crop=turned_pose)
+    assert TrackSpotter._head_motion(still, turned) == pytest.approx(80.0 * 2 * np.sin(angle / 2))
+
+
+LOWER_FACE_RESIDUAL = {"mouth_corner_right": (0.0, 0.9), "mouth_corner_left": (0.0, 0.9),
+                       "chin": (0.0, 1.0), "lower_lip": (0.0, 0.8)}
+
+
+def test_alignment_residual_of_a_quick_head_move_is_not_an_expression():
+    # Looking away and back (25 px in 0.5 s) leaves the lower face of the
+    # aligned crops out by ~1 px: the same residual without head motion is
+    # an expression, with it the head's motion explains it.
+    look = lambda t: np.sin(np.pi * np.clip((t - 3.0) / 0.5, 0.0, 1.0)) ** 2  # noqa: E731
+    components = [(LOWER_FACE_RESIDUAL, look)]
+    assert run(6.0, components), "the residual alone must read as movement"
+    assert run(6.0, components, pose=lambda t: _shifted(25.0 * look(t))) == []
+
+
+def test_small_twitch_during_a_held_smile_does_not_split_it():
+    # A smile held at its apex for a second, and a faint brow twitch on top:
+    # too weak to be a new movement, so the smile stays one event.
+    def held_smile(t):
+        t = np.asarray(t, dtype=float)
+        rise = raised_cosine(np.minimum(t, 3.0), 2.2, 3.0, 3.8)
+        fall = raised_cosine(t - 1.0, 2.2, 3.0, 3.8)
+        return np.where(t < 3.0, rise, np.where(t < 4.0, 1.0, fall))
+
+    twitch = {name: (0.0, -0.6) for name in BROW_RAISE}
+    events = run(8.0, [(SMILE, held_smile), (twitch, lambda t: raised_cosine(t, 3.4, 3.5, 3.6))])
+    assert len(events) == 1, events
+    assert events[0].kind == "macro" and overlap(events[0], 2.2, 4.8) >= 0.5
