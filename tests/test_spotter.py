@@ -236,3 +236,17 @@ def test_small_twitch_during_a_held_smile_does_not_split_it():
     events = run(8.0, [(SMILE, held_smile), (twitch, lambda t: raised_cosine(t, 3.4, 3.5, 3.6))])
     assert len(events) == 1, events
     assert events[0].kind == "macro" and overlap(events[0], 2.2, 4.8) >= 0.5
+
+
+def test_heavy_tailed_noise_and_jolts_are_not_speech():
+    # Compressed video gives the opening velocity heavy tails (median ~0.005,
+    # 1 % of samples 10-40x that) and a blink jolts it once up and back:
+    # 20 s of that must never read as syllables.
+    rng = np.random.default_rng(7)
+    times = np.arange(0.0, 20.0, 1.0 / 30.0)
+    velocities = 0.007 * rng.standard_t(2, times.size)
+    for jolt in (4.0, 9.5, 15.2):
+        velocities += 0.25 * np.exp(-0.5 * ((times - jolt) / 0.03) ** 2)
+        velocities -= 0.2 * np.exp(-0.5 * ((times - jolt - 0.1) / 0.03) ** 2)
+    spells, active = _spells(times, velocities)
+    assert spells == [] and not active.any()
