@@ -63,27 +63,25 @@ void smooth_row(const float* s, int w, float* t) {
     t[w - 1] = 0.25f * (3.0f * s[w - 1] + s[w - 2]);
 }
 
-// Row y of the central differences inside, one-sided at the borders
-// (numpy.gradient).
-void gradient_row(const float* s, int w, int h, int y, float* ix, float* iy) {
+// Row y of the central differences of s inside, one-sided at the borders
+// (numpy.gradient), into the rows gx and gy.
+void gradient_row(const float* s, int w, int h, int y, float* gx, float* gy) {
     const float* r = s + static_cast<std::ptrdiff_t>(y) * w;
-    float* gx = ix + static_cast<std::ptrdiff_t>(y) * w;
     gx[0] = r[1] - r[0];
     for (int x = 1; x < w - 1; ++x) gx[x] = 0.5f * (r[x + 1] - r[x - 1]);
     gx[w - 1] = r[w - 1] - r[w - 2];
     const float* up = s + static_cast<std::ptrdiff_t>(std::max(y - 1, 0)) * w;
     const float* dn = s + static_cast<std::ptrdiff_t>(std::min(y + 1, h - 1)) * w;
     const float scale = (y == 0 || y == h - 1) ? 1.0f : 0.5f;
-    float* gy = iy + static_cast<std::ptrdiff_t>(y) * w;
     for (int x = 0; x < w; ++x) gy[x] = scale * (dn[x] - up[x]);
 }
 
-// Separable [1 2 1] / 4 smoothing (borders replicated) of both images, and
-// the gradient of the smoothed first one, in one pass down the rows: the
-// rows smoothed along x wait in a ring of three per image (6 w floats), and
-// each gradient row follows one row behind. w >= 2.
-void smooth_pair_and_gradient(const float* prev, const float* next, int w, int h, float* prev_s,
-                              float* next_s, float* ix, float* iy, float* ring) {
+// Separable [1 2 1] / 4 smoothing (borders replicated) of both images in one
+// pass down the rows: the rows smoothed along x wait in a ring of three per
+// image (6 w floats). The gradient of the smoothed first image is taken a row
+// at a time where it is used. w >= 2.
+void smooth_pair(const float* prev, const float* next, int w, int h, float* prev_s, float* next_s,
+                 float* ring) {
     auto along_x = [&](int y) {
         const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(y) * w;
         float* slot = ring + static_cast<std::ptrdiff_t>(y % 3) * 2 * w;
@@ -100,9 +98,7 @@ void smooth_pair_and_gradient(const float* prev, const float* next, int w, int h
         float* dq = next_s + static_cast<std::ptrdiff_t>(y) * w;
         for (int x = 0; x < w; ++x) dp[x] = 0.25f * ((up[x] + dn[x]) + 2.0f * mid[x]);
         for (int x = 0; x < w; ++x) dq[x] = 0.25f * ((up[w + x] + dn[w + x]) + 2.0f * mid[w + x]);
-        if (y > 0) gradient_row(prev_s, w, h, y - 1, ix, iy);
     }
-    gradient_row(prev_s, w, h, h - 1, ix, iy);
 }
 
 // Bilinear upsampling of a flow component by `scale`, values multiplied by it.
@@ -941,7 +937,7 @@ void DenseFlow::run(float* flow) {
         Level& L = levels_[l];
         const int w = L.w, h = L.h;
         const std::size_t n = static_cast<std::size_t>(w) * h;
-        for (auto* b : {&L.prev_s, &L.next_s, &L.ix, &L.iy, &L.u, &L.v}) b->resize(n);
+        for (auto* b : {&L.prev_s, &L.next_s, &L.u, &L.v}) b->resize(n);
         const int blocks = size_board(B, w, h);
         const int stride = B.stride;
         const bool correcting = l == finest && params_.correction_sweeps > 0;
@@ -960,76 +956,91 @@ void DenseFlow::run(float* flow) {
         }
         // Shared buffers only grow: shrinking and regrowing would zero them each call.
         grow(tmp_, 6 * static_cast<std::size_t>(w));
-        smooth_pair_and_gradient(L.prev.data(), L.next.data(), w, h, L.prev_s.data(), L.next_s.data(),
-                                 L.ix.data(), L.iy.data(), tmp_.data());
+        smooth_pair(L.prev.data(), L.next.data(), w, h, L.prev_s.data(), L.next_s.data(), tmp_.data());
 
         const int r = params_.window;
         // Rows for pack_row: whole blocks, zero past the image's width.
         const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
-        grow(box_rows_, 3 * padded_row + 3 * static_cast<std::size_t>(w));
+        grow(box_rows_, 3 * padded_row + 6 * static_cast<std::size_t>(w));
         float* row_a = box_rows_.data();
         float* row_b = row_a + padded_row;
         float* row_c = row_b + padded_row;
         for (float* row : {row_a, row_b, row_c}) std::fill(row + w, row + padded_row, 0.0f);
         float* means = row_c + padded_row;  // the tensor row before inversion, unless kept in tensor_
-        // Structure tensor (box mean) plus smoothness on the diagonal, inverted.
-        RowBoxes tensor(box_ring_, box_acc_, 3, w, h, r);
-        tensor.run(
-            [&](int y, float* products) {
-                const float* gx = L.ix.data() + static_cast<std::size_t>(y) * w;
-                const float* gy = L.iy.data() + static_cast<std::size_t>(y) * w;
-                for (int x = 0; x < w; ++x) {
-                    products[x] = gx[x] * gx[x];
-                    products[w + x] = gx[x] * gy[x];
-                    products[2 * w + x] = gy[x] * gy[x];
-                }
-            },
-            [&](int y) {
+        float* gx = means + 3 * w;          // the gradient row of prev_s being multiplied
+        float* gy = gx + w;
+        float* dt = gy + w;                 // and its temporal difference
+
+        // Row y's data-term products gx * It, gy * It, It = warped next - prev
+        // (temporal difference), into out and out + w.
+        auto data_products = [&](int y, float* out) {
+            const std::size_t row = static_cast<std::size_t>(y) * w;
+            const float* p = L.prev_s.data() + row;
+            detail::warp_by_flow_row(L.next_s.data(), w, h, L.u.data() + row, L.v.data() + row, y, dt);
+            for (int x = 0; x < w; ++x) dt[x] -= p[x];
+            for (int x = 0; x < w; ++x) {
+                out[x] = gx[x] * dt[x];
+                out[w + x] = gy[x] * dt[x];
+            }
+        };
+        // Row y's box-mean data term b, then c = -b + alpha * (sum of neighbour
+        // flows - count * own flow), packed; `first` is the channel of b's x part.
+        auto data_rows = [&](RowBoxes& boxes, int first, int y) {
+            boxes.mean(first, row_a);
+            boxes.mean(first + 1, row_b);
+            rhs_row(L.u.data(), w, h, y, alpha, row_a);
+            rhs_row(L.v.data(), w, h, y, alpha, row_b);
+            if (correcting) {
                 const std::size_t at = static_cast<std::size_t>(y) * w;
-                float* xx = correcting ? tensor_.data() + at : means;
-                float* xy = correcting ? tensor_.data() + n + at : means + w;
-                float* yy = correcting ? tensor_.data() + 2 * n + at : means + 2 * w;
-                tensor.mean(0, xx);
-                tensor.mean(1, xy);
-                tensor.mean(2, yy);
-                invert_row(xx, xy, yy, w, h, y, alpha, row_a, row_b, row_c);
-                pack_row(row_a, y, blocks, kInvA, B.coeffs);
-                pack_row(row_b, y, blocks, kInvB, B.coeffs);
-                pack_row(row_c, y, blocks, kInvC, B.coeffs);
-            });
+                std::copy(row_a, row_a + w, rhs_.data() + at);
+                std::copy(row_b, row_b + w, rhs_.data() + n + at);
+            }
+            pack_row(row_a, y, blocks, kRhsX, B.coeffs);
+            pack_row(row_b, y, blocks, kRhsY, B.coeffs);
+        };
+        // One pass down the rows for the structure tensor (box mean) plus
+        // smoothness on the diagonal, inverted, and the first warp's data term:
+        // five box-mean channels whose products come from the same gradient row.
+        {
+            RowBoxes boxes(box_ring_, box_acc_, 5, w, h, r);
+            boxes.run(
+                [&](int y, float* products) {
+                    gradient_row(L.prev_s.data(), w, h, y, gx, gy);
+                    for (int x = 0; x < w; ++x) {
+                        products[x] = gx[x] * gx[x];
+                        products[w + x] = gx[x] * gy[x];
+                        products[2 * w + x] = gy[x] * gy[x];
+                    }
+                    data_products(y, products + 3 * w);
+                },
+                [&](int y) {
+                    const std::size_t at = static_cast<std::size_t>(y) * w;
+                    float* xx = correcting ? tensor_.data() + at : means;
+                    float* xy = correcting ? tensor_.data() + n + at : means + w;
+                    float* yy = correcting ? tensor_.data() + 2 * n + at : means + 2 * w;
+                    boxes.mean(0, xx);
+                    boxes.mean(1, xy);
+                    boxes.mean(2, yy);
+                    invert_row(xx, xy, yy, w, h, y, alpha, row_a, row_b, row_c);
+                    pack_row(row_a, y, blocks, kInvA, B.coeffs);
+                    pack_row(row_b, y, blocks, kInvB, B.coeffs);
+                    pack_row(row_c, y, blocks, kInvC, B.coeffs);
+                    data_rows(boxes, 3, y);
+                });
+        }
         if (correcting) build_correction_grid(w, h);
 
         for (int it = 0; it < params_.warps; ++it) {
-            // b = box(grad * It), It = warped next - prev (temporal difference);
-            // then c = -b + alpha * (sum of neighbour flows - count * own flow).
-            RowBoxes data(box_ring_, box_acc_, 2, w, h, r);
-            data.run(
-                [&](int y, float* products) {
-                    const std::size_t row = static_cast<std::size_t>(y) * w;
-                    const float* gx = L.ix.data() + row;
-                    const float* gy = L.iy.data() + row;
-                    const float* p = L.prev_s.data() + row;
-                    float* dt = row_c;
-                    detail::warp_by_flow_row(L.next_s.data(), w, h, L.u.data() + row, L.v.data() + row, y, dt);
-                    for (int x = 0; x < w; ++x) dt[x] -= p[x];
-                    for (int x = 0; x < w; ++x) {
-                        products[x] = gx[x] * dt[x];
-                        products[w + x] = gy[x] * dt[x];
-                    }
-                },
-                [&](int y) {
-                    data.mean(0, row_a);
-                    data.mean(1, row_b);
-                    rhs_row(L.u.data(), w, h, y, alpha, row_a);
-                    rhs_row(L.v.data(), w, h, y, alpha, row_b);
-                    if (correcting) {
-                        const std::size_t at = static_cast<std::size_t>(y) * w;
-                        std::copy(row_a, row_a + w, rhs_.data() + at);
-                        std::copy(row_b, row_b + w, rhs_.data() + n + at);
-                    }
-                    pack_row(row_a, y, blocks, kRhsX, B.coeffs);
-                    pack_row(row_b, y, blocks, kRhsY, B.coeffs);
-                });
+            if (it > 0) {
+                // Later warps: the data term again, at the updated flow.
+                RowBoxes data(box_ring_, box_acc_, 2, w, h, r);
+                data.run(
+                    [&](int y, float* products) {
+                        gradient_row(L.prev_s.data(), w, h, y, gx, gy);
+                        data_products(y, products);
+                    },
+                    [&](int y) { data_rows(data, 0, y); });
+            }
             zero_increment(B, h);
             // Coarse levels are cheap: sweep them more, so the fine level starts close.
             // (Fewer at the middle levels leaves the EPE as it is but shifts the

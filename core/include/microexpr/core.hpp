@@ -73,7 +73,6 @@ private:
         int w = 0, h = 0;
         std::vector<float> prev, next;          // raw (box-downsampled) images
         std::vector<float> prev_s, next_s;      // 3x3 binomial smoothed
-        std::vector<float> ix, iy;              // gradients of prev_s
         std::vector<float> u, v;                // flow
     };
     // The sweep's per-pixel arrays of the level being solved, one plane per
