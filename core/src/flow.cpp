@@ -483,6 +483,48 @@ void pack_row(const float* s, int y, int blocks, Coeff slot, std::vector<float>*
     }
 }
 
+// Coefficient `slot` of row y's w pixels, into d: the inverse of pack_row.
+void unpack_row(const std::vector<float>* coeffs, int y, int blocks, Coeff slot, int w, float* d) {
+    const std::size_t row = static_cast<std::size_t>(y) * blocks * kCoeffs * kBlock;
+    const float* even = coeffs[y & 1].data() + row + slot * kBlock;
+    const float* odd = coeffs[(y + 1) & 1].data() + row + slot * kBlock;
+    int k = 0;
+#if defined(__AVX2__)
+    // One block of each colour interleaves into sixteen pixels.
+    for (; 2 * k + 2 * kBlock <= w; k += kBlock, even += kCoeffs * kBlock, odd += kCoeffs * kBlock) {
+        const __m256 e = _mm256_loadu_ps(even), o = _mm256_loadu_ps(odd);
+        const __m256 lo = _mm256_unpacklo_ps(e, o);  // e0 o0 e1 o1 | e4 o4 e5 o5
+        const __m256 hi = _mm256_unpackhi_ps(e, o);  // e2 o2 e3 o3 | e6 o6 e7 o7
+        _mm256_storeu_ps(d + 2 * k, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(d + 2 * k + kBlock, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+#endif
+    for (int j = 0; 2 * (k + j) < w; ++j) {
+        const int at = (j / kBlock) * kCoeffs * kBlock + j % kBlock;
+        d[2 * (k + j)] = even[at];
+        if (2 * (k + j) + 1 < w) d[2 * (k + j) + 1] = odd[at];
+    }
+}
+
+// Row y of the image held by the two colour planes, into d.
+void merge_row(const std::vector<float>* planes, int w, int y, int stride, float* d) {
+    const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
+    const float* even = planes[y & 1].data() + row;
+    const float* odd = planes[(y + 1) & 1].data() + row;
+    int k = 0;
+#if defined(__AVX2__)
+    for (; 2 * k + 2 * kBlock <= w; k += kBlock) {
+        const __m256 e = _mm256_loadu_ps(even + k), o = _mm256_loadu_ps(odd + k);
+        const __m256 lo = _mm256_unpacklo_ps(e, o);
+        const __m256 hi = _mm256_unpackhi_ps(e, o);
+        _mm256_storeu_ps(d + 2 * k, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(d + 2 * k + kBlock, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+#endif
+    for (int j = k; 2 * j < w; ++j) d[2 * j] = even[j];
+    for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] = odd[j];
+}
+
 // dst = (Add: dst +) the image held by the two colour planes.
 template <bool Add>
 void merge(const std::vector<float>* planes, int w, int h, int stride, float* dst) {
@@ -564,11 +606,9 @@ void sum_cells(const float* src, int w, int h, float* dst) {
     }
 }
 
-// Row y of (left + right) + (up + down) of f, neighbours outside the image 0.
-void neighbour_sum_row(const float* f, int w, int h, int y, float* d) {
-    const float* r = f + static_cast<std::ptrdiff_t>(y) * w;
-    const float* up = y > 0 ? r - w : nullptr;
-    const float* dn = y < h - 1 ? r + w : nullptr;
+// (left + right) + (up + down) of row r, whose rows above and below are up
+// and dn (null outside the image, where neighbours count 0).
+void neighbour_sum_row(const float* up, const float* r, const float* dn, int w, float* d) {
     for (int x = 0; x < w; ++x) d[x] = (up ? up[x] : 0.0f) + (dn ? dn[x] : 0.0f);
     d[0] += r[1];
     for (int x = 1; x < w - 1; ++x) d[x] += r[x - 1] + r[x + 1];
@@ -868,36 +908,46 @@ void DenseFlow::correct_on_coarse_grid(int w, int h) {
     const std::size_t cn = static_cast<std::size_t>(cw) * ch;
     Checkerboard& B = board_;
     Checkerboard& C = coarse_board_;
-    grow(increment_, 2 * n);
-    grow(tmp_, n);
-    float* du = increment_.data();
-    float* dv = du + n;
-    merge<false>(B.du, w, h, B.stride, du);
-    merge<false>(B.dv, w, h, B.stride, dv);
-
     // The residual a row at a time, summed over cells straight into the
-    // packing rows.
+    // packing rows. The increment's rows are merged from the colour planes
+    // into a ring of three (the row and its neighbours); the constant part
+    // c of the right-hand side comes back from the packed coefficients.
     const int blocks = (C.stride - kBlock) / kBlock;
+    const int fine_blocks = (B.stride - kBlock) / kBlock;
     const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
     // Packing rows: their tails past cw stay zero from build_correction_grid.
     float* cell_x = coarse_.data() + 5 * cn;
     float* cell_y = cell_x + padded_row;
-    grow(tmp2_, 2 * static_cast<std::size_t>(w));
-    float* near_u = tmp_.data();
+    grow(tmp_, 6 * static_cast<std::size_t>(w));
+    grow(tmp2_, 6 * static_cast<std::size_t>(w));
+    float* ring_u = tmp_.data();      // 3 rows
+    float* ring_v = ring_u + 3 * w;   // 3 rows
+    float* near_u = tmp2_.data();
     float* near_v = near_u + w;
-    float* res_u = tmp2_.data();
+    float* res_u = near_v + w;
     float* res_v = res_u + w;
+    float* cx = res_v + w;
+    float* cy = cx + w;
+    auto ring_row = [&](float* ring, int y) { return ring + static_cast<std::ptrdiff_t>(y % 3) * w; };
+    merge_row(B.du, w, 0, B.stride, ring_row(ring_u, 0));
+    merge_row(B.dv, w, 0, B.stride, ring_row(ring_v, 0));
     for (int y = 0; y < h; ++y) {
         const std::size_t at = static_cast<std::size_t>(y) * w;
-        neighbour_sum_row(du, w, h, y, near_u);
-        neighbour_sum_row(dv, w, h, y, near_v);
+        if (y + 1 < h) {
+            merge_row(B.du, w, y + 1, B.stride, ring_row(ring_u, y + 1));
+            merge_row(B.dv, w, y + 1, B.stride, ring_row(ring_v, y + 1));
+        }
+        const float* u = ring_row(ring_u, y);
+        const float* v = ring_row(ring_v, y);
+        neighbour_sum_row(y > 0 ? ring_row(ring_u, y - 1) : nullptr, u, y < h - 1 ? ring_row(ring_u, y + 1) : nullptr,
+                          w, near_u);
+        neighbour_sum_row(y > 0 ? ring_row(ring_v, y - 1) : nullptr, v, y < h - 1 ? ring_row(ring_v, y + 1) : nullptr,
+                          w, near_v);
         const float* jxx = tensor_.data() + at;
         const float* jxy = jxx + n;
         const float* jyy = jxy + n;
-        const float* u = du + at;
-        const float* v = dv + at;
-        const float* cx = rhs_.data() + at;
-        const float* cy = cx + n;
+        unpack_row(B.coeffs, y, fine_blocks, kRhsX, w, cx);
+        unpack_row(B.coeffs, y, fine_blocks, kRhsY, w, cy);
         residual_row(jxx, jxy, jyy, cx, cy, u, v, near_u, near_v, w, h, y, alpha, res_u, res_v);
         // sum_cells, one fine row at a time: the same additions in the same order.
         const int cell = std::min(y / 2, ch - 1);
@@ -941,10 +991,7 @@ void DenseFlow::run(float* flow) {
         const int blocks = size_board(B, w, h);
         const int stride = B.stride;
         const bool correcting = l == finest && params_.correction_sweeps > 0;
-        if (correcting) {
-            grow(tensor_, 3 * n);
-            grow(rhs_, 2 * n);
-        }
+        if (correcting) grow(tensor_, 3 * n);
 
         if (l == top) {
             std::fill(L.u.begin(), L.u.end(), 0.0f);
@@ -990,11 +1037,6 @@ void DenseFlow::run(float* flow) {
             boxes.mean(first + 1, row_b);
             rhs_row(L.u.data(), w, h, y, alpha, row_a);
             rhs_row(L.v.data(), w, h, y, alpha, row_b);
-            if (correcting) {
-                const std::size_t at = static_cast<std::size_t>(y) * w;
-                std::copy(row_a, row_a + w, rhs_.data() + at);
-                std::copy(row_b, row_b + w, rhs_.data() + n + at);
-            }
             pack_row(row_a, y, blocks, kRhsX, B.coeffs);
             pack_row(row_b, y, blocks, kRhsY, B.coeffs);
         };
