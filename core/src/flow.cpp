@@ -555,6 +555,52 @@ void merge(const std::vector<float>* planes, int w, int h, int stride, float* ds
     }
 }
 
+// flow = the interleaved (u + du, v + dv), du and dv held by colour planes.
+void merge_interleaved(const std::vector<float>* du, const std::vector<float>* dv, const float* u, const float* v,
+                       int w, int h, int stride, float* flow) {
+    for (int y = 0; y < h; ++y) {
+        const std::size_t at = static_cast<std::size_t>(y) * w;
+        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
+        const float* eu = du[y & 1].data() + row;
+        const float* ou = du[(y + 1) & 1].data() + row;
+        const float* ev = dv[y & 1].data() + row;
+        const float* ov = dv[(y + 1) & 1].data() + row;
+        const float* ur = u + at;
+        const float* vr = v + at;
+        float* d = flow + 2 * at;
+        int k = 0;
+#if defined(__AVX2__)
+        // Eight entries of each colour and plane give sixteen (dx, dy) pairs.
+        for (; 2 * k + 2 * kBlock <= w; k += kBlock) {
+            const __m256 e = _mm256_loadu_ps(eu + k), o = _mm256_loadu_ps(ou + k);
+            const __m256 lo = _mm256_unpacklo_ps(e, o), hi = _mm256_unpackhi_ps(e, o);
+            const __m256 u0 = _mm256_add_ps(_mm256_loadu_ps(ur + 2 * k), _mm256_permute2f128_ps(lo, hi, 0x20));
+            const __m256 u1 = _mm256_add_ps(_mm256_loadu_ps(ur + 2 * k + kBlock), _mm256_permute2f128_ps(lo, hi, 0x31));
+            const __m256 f = _mm256_loadu_ps(ev + k), g = _mm256_loadu_ps(ov + k);
+            const __m256 lo_v = _mm256_unpacklo_ps(f, g), hi_v = _mm256_unpackhi_ps(f, g);
+            const __m256 v0 = _mm256_add_ps(_mm256_loadu_ps(vr + 2 * k), _mm256_permute2f128_ps(lo_v, hi_v, 0x20));
+            const __m256 v1 = _mm256_add_ps(_mm256_loadu_ps(vr + 2 * k + kBlock), _mm256_permute2f128_ps(lo_v, hi_v, 0x31));
+            auto store_pairs = [](__m256 a, __m256 b, float* o) {
+                const __m256 pl = _mm256_unpacklo_ps(a, b);  // u0 v0 u1 v1 | u4 v4 u5 v5
+                const __m256 ph = _mm256_unpackhi_ps(a, b);  // u2 v2 u3 v3 | u6 v6 u7 v7
+                _mm256_storeu_ps(o, _mm256_permute2f128_ps(pl, ph, 0x20));
+                _mm256_storeu_ps(o + kBlock, _mm256_permute2f128_ps(pl, ph, 0x31));
+            };
+            store_pairs(u0, v0, d + 4 * k);
+            store_pairs(u1, v1, d + 4 * k + 2 * kBlock);
+        }
+#endif
+        for (int j = k; 2 * j < w; ++j) {
+            d[4 * j] = ur[2 * j] + eu[j];
+            d[4 * j + 1] = vr[2 * j] + ev[j];
+        }
+        for (int j = k; 2 * j + 1 < w; ++j) {
+            d[4 * j + 2] = ur[2 * j + 1] + ou[j];
+            d[4 * j + 3] = vr[2 * j + 1] + ov[j];
+        }
+    }
+}
+
 // Adds to the two colour planes of a w x h image the cell-centred bilinear
 // interpolation of e (w / 2 x h / 2, edges replicated): pixel x takes 3/4 of
 // cell x / 2 and 1/4 of cell x / 2 - 1 (x even) or x / 2 + 1 (x odd), both
@@ -1097,6 +1143,11 @@ void DenseFlow::run(float* flow) {
                 relax_sweeps(B, w, h, level_sweeps - before, alpha, omega);
             } else {
                 relax_sweeps(B, w, h, level_sweeps, alpha, omega);
+            }
+            if (l == 0 && it == params_.warps - 1) {
+                // The full-size level's last warp: its flow goes straight into the output.
+                merge_interleaved(B.du, B.dv, L.u.data(), L.v.data(), w, h, stride, flow);
+                return;
             }
             merge<true>(B.du, w, h, stride, L.u.data());
             merge<true>(B.dv, w, h, stride, L.v.data());
