@@ -733,6 +733,61 @@ void residual_row(const float* jxx, const float* jxy, const float* jyy, const fl
     }
 }
 
+#if defined(__AVX2__)
+// One relax_row block: the pixels' new (u, v) from their neighbours' sums su,
+// sv, their current values u, v and their coefficients.
+[[gnu::always_inline]] inline void relax_block(__m256 su, __m256 sv, __m256 u, __m256 v, const float* coeffs,
+                                               __m256 va, __m256 vw, __m256& new_u, __m256& new_v) {
+    const __m256 rx = _mm256_fmadd_ps(va, su, _mm256_loadu_ps(coeffs + kRhsX * kBlock));
+    const __m256 ry = _mm256_fmadd_ps(va, sv, _mm256_loadu_ps(coeffs + kRhsY * kBlock));
+    const __m256 a = _mm256_loadu_ps(coeffs + kInvA * kBlock);
+    const __m256 b = _mm256_loadu_ps(coeffs + kInvB * kBlock);
+    const __m256 c = _mm256_loadu_ps(coeffs + kInvC * kBlock);
+    const __m256 tu = _mm256_fmadd_ps(a, rx, _mm256_mul_ps(b, ry));
+    const __m256 tv = _mm256_fmadd_ps(b, rx, _mm256_mul_ps(c, ry));
+    new_u = _mm256_fmadd_ps(vw, _mm256_sub_ps(tu, u), u);
+    new_v = _mm256_fmadd_ps(vw, _mm256_sub_ps(tv, v), v);
+}
+
+// relax_row of red row t, then of black row t - 1, block by block: black
+// block k needs red row t only at block k, just relaxed, and red block k + 1
+// reads black row t - 1 only at block k + 1, not yet relaxed, so the result
+// is that of the two whole rows one after the other. The black row's current
+// values are the red row's upper neighbours: loaded once for both.
+// ru, rv: red row t; bu, bv: black row t (same column entries); p: the
+// rows' common parity offset; red_coeffs, black_coeffs: rows t and t - 1.
+[[gnu::always_inline]] inline void relax_row_pair(int blocks, float* ru, float* rv, float* bu, float* bv,
+                                                  std::ptrdiff_t stride, int p, const float* red_coeffs,
+                                                  const float* black_coeffs, float alpha, float omega) {
+    const __m256 va = _mm256_set1_ps(alpha), vw = _mm256_set1_ps(omega);
+    const float* rlu = bu + p - 1;  // red row t's left / right neighbours: black row t
+    const float* rlv = bv + p - 1;
+    float* ku = bu - stride;        // black row t - 1
+    float* kv = bv - stride;
+    const float* klu = ru - stride + p - 1;  // its left / right neighbours: red row t - 1
+    const float* klv = rv - stride + p - 1;
+    for (int k = 0; k < blocks * kBlock; k += kBlock, red_coeffs += kCoeffs * kBlock, black_coeffs += kCoeffs * kBlock) {
+        const __m256 black_u = _mm256_loadu_ps(ku + k), black_v = _mm256_loadu_ps(kv + k);
+        const __m256 su = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(rlu + k), _mm256_loadu_ps(rlu + k + 1)),
+                                        _mm256_add_ps(black_u, _mm256_loadu_ps(bu + k + stride)));
+        const __m256 sv = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(rlv + k), _mm256_loadu_ps(rlv + k + 1)),
+                                        _mm256_add_ps(black_v, _mm256_loadu_ps(bv + k + stride)));
+        __m256 red_u, red_v;
+        relax_block(su, sv, _mm256_loadu_ps(ru + k), _mm256_loadu_ps(rv + k), red_coeffs, va, vw, red_u, red_v);
+        _mm256_storeu_ps(ru + k, red_u);
+        _mm256_storeu_ps(rv + k, red_v);
+        const __m256 tu = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(klu + k), _mm256_loadu_ps(klu + k + 1)),
+                                        _mm256_add_ps(_mm256_loadu_ps(ru + k - 2 * stride), red_u));
+        const __m256 tv = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(klv + k), _mm256_loadu_ps(klv + k + 1)),
+                                        _mm256_add_ps(_mm256_loadu_ps(rv + k - 2 * stride), red_v));
+        __m256 new_u, new_v;
+        relax_block(tu, tv, black_u, black_v, black_coeffs, va, vw, new_u, new_v);
+        _mm256_storeu_ps(ku + k, new_u);
+        _mm256_storeu_ps(kv + k, new_v);
+    }
+}
+#endif
+
 // Sizes board B's planes and coefficients for a w x h image; returns the
 // coefficient blocks per row.
 template <typename Board>
@@ -785,6 +840,19 @@ void relax_sweeps(Board& B, int w, int h, int sweeps, float alpha, float omega) 
             const int t = front - 2 * s;
             if (t < 0) break;
             if (t > h) continue;
+#if defined(__AVX2__)
+            if (t > 0 && t < h) {
+                // Red row t and black row t - 1 share their parity offset and block count.
+                const int p = t & 1;
+                const std::size_t row = static_cast<std::size_t>(t + 1) * stride + kBlock;
+                const int row_blocks = ((w + 1 - p) / 2 + kBlock - 1) / kBlock;
+                relax_row_pair(row_blocks, B.du[0].data() + row, B.dv[0].data() + row, B.du[1].data() + row,
+                               B.dv[1].data() + row, stride, p,
+                               B.coeffs[0].data() + static_cast<std::size_t>(t) * row_coeffs,
+                               B.coeffs[1].data() + static_cast<std::size_t>(t - 1) * row_coeffs, alpha, omega);
+                continue;
+            }
+#endif
             if (t < h) relax(0, t);
             if (t > 0) relax(1, t - 1);
         }
