@@ -63,27 +63,25 @@ void smooth_row(const float* s, int w, float* t) {
     t[w - 1] = 0.25f * (3.0f * s[w - 1] + s[w - 2]);
 }
 
-// Row y of the central differences inside, one-sided at the borders
-// (numpy.gradient).
-void gradient_row(const float* s, int w, int h, int y, float* ix, float* iy) {
+// Row y of the central differences of s inside, one-sided at the borders
+// (numpy.gradient), into the rows gx and gy.
+void gradient_row(const float* s, int w, int h, int y, float* gx, float* gy) {
     const float* r = s + static_cast<std::ptrdiff_t>(y) * w;
-    float* gx = ix + static_cast<std::ptrdiff_t>(y) * w;
     gx[0] = r[1] - r[0];
     for (int x = 1; x < w - 1; ++x) gx[x] = 0.5f * (r[x + 1] - r[x - 1]);
     gx[w - 1] = r[w - 1] - r[w - 2];
     const float* up = s + static_cast<std::ptrdiff_t>(std::max(y - 1, 0)) * w;
     const float* dn = s + static_cast<std::ptrdiff_t>(std::min(y + 1, h - 1)) * w;
     const float scale = (y == 0 || y == h - 1) ? 1.0f : 0.5f;
-    float* gy = iy + static_cast<std::ptrdiff_t>(y) * w;
     for (int x = 0; x < w; ++x) gy[x] = scale * (dn[x] - up[x]);
 }
 
-// Separable [1 2 1] / 4 smoothing (borders replicated) of both images, and
-// the gradient of the smoothed first one, in one pass down the rows: the
-// rows smoothed along x wait in a ring of three per image (6 w floats), and
-// each gradient row follows one row behind. w >= 2.
-void smooth_pair_and_gradient(const float* prev, const float* next, int w, int h, float* prev_s,
-                              float* next_s, float* ix, float* iy, float* ring) {
+// Separable [1 2 1] / 4 smoothing (borders replicated) of both images in one
+// pass down the rows: the rows smoothed along x wait in a ring of three per
+// image (6 w floats). The gradient of the smoothed first image is taken a row
+// at a time where it is used. w >= 2.
+void smooth_pair(const float* prev, const float* next, int w, int h, float* prev_s, float* next_s,
+                 float* ring) {
     auto along_x = [&](int y) {
         const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(y) * w;
         float* slot = ring + static_cast<std::ptrdiff_t>(y % 3) * 2 * w;
@@ -100,9 +98,7 @@ void smooth_pair_and_gradient(const float* prev, const float* next, int w, int h
         float* dq = next_s + static_cast<std::ptrdiff_t>(y) * w;
         for (int x = 0; x < w; ++x) dp[x] = 0.25f * ((up[x] + dn[x]) + 2.0f * mid[x]);
         for (int x = 0; x < w; ++x) dq[x] = 0.25f * ((up[w + x] + dn[w + x]) + 2.0f * mid[w + x]);
-        if (y > 0) gradient_row(prev_s, w, h, y - 1, ix, iy);
     }
-    gradient_row(prev_s, w, h, h - 1, ix, iy);
 }
 
 // Bilinear upsampling of a flow component by `scale`, values multiplied by it.
@@ -487,6 +483,48 @@ void pack_row(const float* s, int y, int blocks, Coeff slot, std::vector<float>*
     }
 }
 
+// Coefficient `slot` of row y's w pixels, into d: the inverse of pack_row.
+void unpack_row(const std::vector<float>* coeffs, int y, int blocks, Coeff slot, int w, float* d) {
+    const std::size_t row = static_cast<std::size_t>(y) * blocks * kCoeffs * kBlock;
+    const float* even = coeffs[y & 1].data() + row + slot * kBlock;
+    const float* odd = coeffs[(y + 1) & 1].data() + row + slot * kBlock;
+    int k = 0;
+#if defined(__AVX2__)
+    // One block of each colour interleaves into sixteen pixels.
+    for (; 2 * k + 2 * kBlock <= w; k += kBlock, even += kCoeffs * kBlock, odd += kCoeffs * kBlock) {
+        const __m256 e = _mm256_loadu_ps(even), o = _mm256_loadu_ps(odd);
+        const __m256 lo = _mm256_unpacklo_ps(e, o);  // e0 o0 e1 o1 | e4 o4 e5 o5
+        const __m256 hi = _mm256_unpackhi_ps(e, o);  // e2 o2 e3 o3 | e6 o6 e7 o7
+        _mm256_storeu_ps(d + 2 * k, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(d + 2 * k + kBlock, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+#endif
+    for (int j = 0; 2 * (k + j) < w; ++j) {
+        const int at = (j / kBlock) * kCoeffs * kBlock + j % kBlock;
+        d[2 * (k + j)] = even[at];
+        if (2 * (k + j) + 1 < w) d[2 * (k + j) + 1] = odd[at];
+    }
+}
+
+// Row y of the image held by the two colour planes, into d.
+void merge_row(const std::vector<float>* planes, int w, int y, int stride, float* d) {
+    const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
+    const float* even = planes[y & 1].data() + row;
+    const float* odd = planes[(y + 1) & 1].data() + row;
+    int k = 0;
+#if defined(__AVX2__)
+    for (; 2 * k + 2 * kBlock <= w; k += kBlock) {
+        const __m256 e = _mm256_loadu_ps(even + k), o = _mm256_loadu_ps(odd + k);
+        const __m256 lo = _mm256_unpacklo_ps(e, o);
+        const __m256 hi = _mm256_unpackhi_ps(e, o);
+        _mm256_storeu_ps(d + 2 * k, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(d + 2 * k + kBlock, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+#endif
+    for (int j = k; 2 * j < w; ++j) d[2 * j] = even[j];
+    for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] = odd[j];
+}
+
 // dst = (Add: dst +) the image held by the two colour planes.
 template <bool Add>
 void merge(const std::vector<float>* planes, int w, int h, int stride, float* dst) {
@@ -514,6 +552,52 @@ void merge(const std::vector<float>* planes, int w, int h, int stride, float* ds
 #endif
         for (int j = k; 2 * j < w; ++j) d[2 * j] = Add ? d[2 * j] + even[j] : even[j];
         for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] = Add ? d[2 * j + 1] + odd[j] : odd[j];
+    }
+}
+
+// flow = the interleaved (u + du, v + dv), du and dv held by colour planes.
+void merge_interleaved(const std::vector<float>* du, const std::vector<float>* dv, const float* u, const float* v,
+                       int w, int h, int stride, float* flow) {
+    for (int y = 0; y < h; ++y) {
+        const std::size_t at = static_cast<std::size_t>(y) * w;
+        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
+        const float* eu = du[y & 1].data() + row;
+        const float* ou = du[(y + 1) & 1].data() + row;
+        const float* ev = dv[y & 1].data() + row;
+        const float* ov = dv[(y + 1) & 1].data() + row;
+        const float* ur = u + at;
+        const float* vr = v + at;
+        float* d = flow + 2 * at;
+        int k = 0;
+#if defined(__AVX2__)
+        // Eight entries of each colour and plane give sixteen (dx, dy) pairs.
+        for (; 2 * k + 2 * kBlock <= w; k += kBlock) {
+            const __m256 e = _mm256_loadu_ps(eu + k), o = _mm256_loadu_ps(ou + k);
+            const __m256 lo = _mm256_unpacklo_ps(e, o), hi = _mm256_unpackhi_ps(e, o);
+            const __m256 u0 = _mm256_add_ps(_mm256_loadu_ps(ur + 2 * k), _mm256_permute2f128_ps(lo, hi, 0x20));
+            const __m256 u1 = _mm256_add_ps(_mm256_loadu_ps(ur + 2 * k + kBlock), _mm256_permute2f128_ps(lo, hi, 0x31));
+            const __m256 f = _mm256_loadu_ps(ev + k), g = _mm256_loadu_ps(ov + k);
+            const __m256 lo_v = _mm256_unpacklo_ps(f, g), hi_v = _mm256_unpackhi_ps(f, g);
+            const __m256 v0 = _mm256_add_ps(_mm256_loadu_ps(vr + 2 * k), _mm256_permute2f128_ps(lo_v, hi_v, 0x20));
+            const __m256 v1 = _mm256_add_ps(_mm256_loadu_ps(vr + 2 * k + kBlock), _mm256_permute2f128_ps(lo_v, hi_v, 0x31));
+            auto store_pairs = [](__m256 a, __m256 b, float* o) {
+                const __m256 pl = _mm256_unpacklo_ps(a, b);  // u0 v0 u1 v1 | u4 v4 u5 v5
+                const __m256 ph = _mm256_unpackhi_ps(a, b);  // u2 v2 u3 v3 | u6 v6 u7 v7
+                _mm256_storeu_ps(o, _mm256_permute2f128_ps(pl, ph, 0x20));
+                _mm256_storeu_ps(o + kBlock, _mm256_permute2f128_ps(pl, ph, 0x31));
+            };
+            store_pairs(u0, v0, d + 4 * k);
+            store_pairs(u1, v1, d + 4 * k + 2 * kBlock);
+        }
+#endif
+        for (int j = k; 2 * j < w; ++j) {
+            d[4 * j] = ur[2 * j] + eu[j];
+            d[4 * j + 1] = vr[2 * j] + ev[j];
+        }
+        for (int j = k; 2 * j + 1 < w; ++j) {
+            d[4 * j + 2] = ur[2 * j + 1] + ou[j];
+            d[4 * j + 3] = vr[2 * j + 1] + ov[j];
+        }
     }
 }
 
@@ -568,11 +652,9 @@ void sum_cells(const float* src, int w, int h, float* dst) {
     }
 }
 
-// Row y of (left + right) + (up + down) of f, neighbours outside the image 0.
-void neighbour_sum_row(const float* f, int w, int h, int y, float* d) {
-    const float* r = f + static_cast<std::ptrdiff_t>(y) * w;
-    const float* up = y > 0 ? r - w : nullptr;
-    const float* dn = y < h - 1 ? r + w : nullptr;
+// (left + right) + (up + down) of row r, whose rows above and below are up
+// and dn (null outside the image, where neighbours count 0).
+void neighbour_sum_row(const float* up, const float* r, const float* dn, int w, float* d) {
     for (int x = 0; x < w; ++x) d[x] = (up ? up[x] : 0.0f) + (dn ? dn[x] : 0.0f);
     d[0] += r[1];
     for (int x = 1; x < w - 1; ++x) d[x] += r[x - 1] + r[x + 1];
@@ -651,6 +733,61 @@ void residual_row(const float* jxx, const float* jxy, const float* jyy, const fl
     }
 }
 
+#if defined(__AVX2__)
+// One relax_row block: the pixels' new (u, v) from their neighbours' sums su,
+// sv, their current values u, v and their coefficients.
+[[gnu::always_inline]] inline void relax_block(__m256 su, __m256 sv, __m256 u, __m256 v, const float* coeffs,
+                                               __m256 va, __m256 vw, __m256& new_u, __m256& new_v) {
+    const __m256 rx = _mm256_fmadd_ps(va, su, _mm256_loadu_ps(coeffs + kRhsX * kBlock));
+    const __m256 ry = _mm256_fmadd_ps(va, sv, _mm256_loadu_ps(coeffs + kRhsY * kBlock));
+    const __m256 a = _mm256_loadu_ps(coeffs + kInvA * kBlock);
+    const __m256 b = _mm256_loadu_ps(coeffs + kInvB * kBlock);
+    const __m256 c = _mm256_loadu_ps(coeffs + kInvC * kBlock);
+    const __m256 tu = _mm256_fmadd_ps(a, rx, _mm256_mul_ps(b, ry));
+    const __m256 tv = _mm256_fmadd_ps(b, rx, _mm256_mul_ps(c, ry));
+    new_u = _mm256_fmadd_ps(vw, _mm256_sub_ps(tu, u), u);
+    new_v = _mm256_fmadd_ps(vw, _mm256_sub_ps(tv, v), v);
+}
+
+// relax_row of red row t, then of black row t - 1, block by block: black
+// block k needs red row t only at block k, just relaxed, and red block k + 1
+// reads black row t - 1 only at block k + 1, not yet relaxed, so the result
+// is that of the two whole rows one after the other. The black row's current
+// values are the red row's upper neighbours: loaded once for both.
+// ru, rv: red row t; bu, bv: black row t (same column entries); p: the
+// rows' common parity offset; red_coeffs, black_coeffs: rows t and t - 1.
+[[gnu::always_inline]] inline void relax_row_pair(int blocks, float* ru, float* rv, float* bu, float* bv,
+                                                  std::ptrdiff_t stride, int p, const float* red_coeffs,
+                                                  const float* black_coeffs, float alpha, float omega) {
+    const __m256 va = _mm256_set1_ps(alpha), vw = _mm256_set1_ps(omega);
+    const float* rlu = bu + p - 1;  // red row t's left / right neighbours: black row t
+    const float* rlv = bv + p - 1;
+    float* ku = bu - stride;        // black row t - 1
+    float* kv = bv - stride;
+    const float* klu = ru - stride + p - 1;  // its left / right neighbours: red row t - 1
+    const float* klv = rv - stride + p - 1;
+    for (int k = 0; k < blocks * kBlock; k += kBlock, red_coeffs += kCoeffs * kBlock, black_coeffs += kCoeffs * kBlock) {
+        const __m256 black_u = _mm256_loadu_ps(ku + k), black_v = _mm256_loadu_ps(kv + k);
+        const __m256 su = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(rlu + k), _mm256_loadu_ps(rlu + k + 1)),
+                                        _mm256_add_ps(black_u, _mm256_loadu_ps(bu + k + stride)));
+        const __m256 sv = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(rlv + k), _mm256_loadu_ps(rlv + k + 1)),
+                                        _mm256_add_ps(black_v, _mm256_loadu_ps(bv + k + stride)));
+        __m256 red_u, red_v;
+        relax_block(su, sv, _mm256_loadu_ps(ru + k), _mm256_loadu_ps(rv + k), red_coeffs, va, vw, red_u, red_v);
+        _mm256_storeu_ps(ru + k, red_u);
+        _mm256_storeu_ps(rv + k, red_v);
+        const __m256 tu = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(klu + k), _mm256_loadu_ps(klu + k + 1)),
+                                        _mm256_add_ps(_mm256_loadu_ps(ru + k - 2 * stride), red_u));
+        const __m256 tv = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(klv + k), _mm256_loadu_ps(klv + k + 1)),
+                                        _mm256_add_ps(_mm256_loadu_ps(rv + k - 2 * stride), red_v));
+        __m256 new_u, new_v;
+        relax_block(tu, tv, black_u, black_v, black_coeffs, va, vw, new_u, new_v);
+        _mm256_storeu_ps(ku + k, new_u);
+        _mm256_storeu_ps(kv + k, new_v);
+    }
+}
+#endif
+
 // Sizes board B's planes and coefficients for a w x h image; returns the
 // coefficient blocks per row.
 template <typename Board>
@@ -703,6 +840,19 @@ void relax_sweeps(Board& B, int w, int h, int sweeps, float alpha, float omega) 
             const int t = front - 2 * s;
             if (t < 0) break;
             if (t > h) continue;
+#if defined(__AVX2__)
+            if (t > 0 && t < h) {
+                // Red row t and black row t - 1 share their parity offset and block count.
+                const int p = t & 1;
+                const std::size_t row = static_cast<std::size_t>(t + 1) * stride + kBlock;
+                const int row_blocks = ((w + 1 - p) / 2 + kBlock - 1) / kBlock;
+                relax_row_pair(row_blocks, B.du[0].data() + row, B.dv[0].data() + row, B.du[1].data() + row,
+                               B.dv[1].data() + row, stride, p,
+                               B.coeffs[0].data() + static_cast<std::size_t>(t) * row_coeffs,
+                               B.coeffs[1].data() + static_cast<std::size_t>(t - 1) * row_coeffs, alpha, omega);
+                continue;
+            }
+#endif
             if (t < h) relax(0, t);
             if (t > 0) relax(1, t - 1);
         }
@@ -872,36 +1022,46 @@ void DenseFlow::correct_on_coarse_grid(int w, int h) {
     const std::size_t cn = static_cast<std::size_t>(cw) * ch;
     Checkerboard& B = board_;
     Checkerboard& C = coarse_board_;
-    grow(increment_, 2 * n);
-    grow(tmp_, n);
-    float* du = increment_.data();
-    float* dv = du + n;
-    merge<false>(B.du, w, h, B.stride, du);
-    merge<false>(B.dv, w, h, B.stride, dv);
-
     // The residual a row at a time, summed over cells straight into the
-    // packing rows.
+    // packing rows. The increment's rows are merged from the colour planes
+    // into a ring of three (the row and its neighbours); the constant part
+    // c of the right-hand side comes back from the packed coefficients.
     const int blocks = (C.stride - kBlock) / kBlock;
+    const int fine_blocks = (B.stride - kBlock) / kBlock;
     const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
     // Packing rows: their tails past cw stay zero from build_correction_grid.
     float* cell_x = coarse_.data() + 5 * cn;
     float* cell_y = cell_x + padded_row;
-    grow(tmp2_, 2 * static_cast<std::size_t>(w));
-    float* near_u = tmp_.data();
+    grow(tmp_, 6 * static_cast<std::size_t>(w));
+    grow(tmp2_, 6 * static_cast<std::size_t>(w));
+    float* ring_u = tmp_.data();      // 3 rows
+    float* ring_v = ring_u + 3 * w;   // 3 rows
+    float* near_u = tmp2_.data();
     float* near_v = near_u + w;
-    float* res_u = tmp2_.data();
+    float* res_u = near_v + w;
     float* res_v = res_u + w;
+    float* cx = res_v + w;
+    float* cy = cx + w;
+    auto ring_row = [&](float* ring, int y) { return ring + static_cast<std::ptrdiff_t>(y % 3) * w; };
+    merge_row(B.du, w, 0, B.stride, ring_row(ring_u, 0));
+    merge_row(B.dv, w, 0, B.stride, ring_row(ring_v, 0));
     for (int y = 0; y < h; ++y) {
         const std::size_t at = static_cast<std::size_t>(y) * w;
-        neighbour_sum_row(du, w, h, y, near_u);
-        neighbour_sum_row(dv, w, h, y, near_v);
+        if (y + 1 < h) {
+            merge_row(B.du, w, y + 1, B.stride, ring_row(ring_u, y + 1));
+            merge_row(B.dv, w, y + 1, B.stride, ring_row(ring_v, y + 1));
+        }
+        const float* u = ring_row(ring_u, y);
+        const float* v = ring_row(ring_v, y);
+        neighbour_sum_row(y > 0 ? ring_row(ring_u, y - 1) : nullptr, u, y < h - 1 ? ring_row(ring_u, y + 1) : nullptr,
+                          w, near_u);
+        neighbour_sum_row(y > 0 ? ring_row(ring_v, y - 1) : nullptr, v, y < h - 1 ? ring_row(ring_v, y + 1) : nullptr,
+                          w, near_v);
         const float* jxx = tensor_.data() + at;
         const float* jxy = jxx + n;
         const float* jyy = jxy + n;
-        const float* u = du + at;
-        const float* v = dv + at;
-        const float* cx = rhs_.data() + at;
-        const float* cy = cx + n;
+        unpack_row(B.coeffs, y, fine_blocks, kRhsX, w, cx);
+        unpack_row(B.coeffs, y, fine_blocks, kRhsY, w, cy);
         residual_row(jxx, jxy, jyy, cx, cy, u, v, near_u, near_v, w, h, y, alpha, res_u, res_v);
         // sum_cells, one fine row at a time: the same additions in the same order.
         const int cell = std::min(y / 2, ch - 1);
@@ -941,14 +1101,11 @@ void DenseFlow::run(float* flow) {
         Level& L = levels_[l];
         const int w = L.w, h = L.h;
         const std::size_t n = static_cast<std::size_t>(w) * h;
-        for (auto* b : {&L.prev_s, &L.next_s, &L.ix, &L.iy, &L.u, &L.v}) b->resize(n);
+        for (auto* b : {&L.prev_s, &L.next_s, &L.u, &L.v}) b->resize(n);
         const int blocks = size_board(B, w, h);
         const int stride = B.stride;
         const bool correcting = l == finest && params_.correction_sweeps > 0;
-        if (correcting) {
-            grow(tensor_, 3 * n);
-            grow(rhs_, 2 * n);
-        }
+        if (correcting) grow(tensor_, 3 * n);
 
         if (l == top) {
             std::fill(L.u.begin(), L.u.end(), 0.0f);
@@ -960,76 +1117,86 @@ void DenseFlow::run(float* flow) {
         }
         // Shared buffers only grow: shrinking and regrowing would zero them each call.
         grow(tmp_, 6 * static_cast<std::size_t>(w));
-        smooth_pair_and_gradient(L.prev.data(), L.next.data(), w, h, L.prev_s.data(), L.next_s.data(),
-                                 L.ix.data(), L.iy.data(), tmp_.data());
+        smooth_pair(L.prev.data(), L.next.data(), w, h, L.prev_s.data(), L.next_s.data(), tmp_.data());
 
         const int r = params_.window;
         // Rows for pack_row: whole blocks, zero past the image's width.
         const std::size_t padded_row = 2 * static_cast<std::size_t>(blocks) * kBlock;
-        grow(box_rows_, 3 * padded_row + 3 * static_cast<std::size_t>(w));
+        grow(box_rows_, 3 * padded_row + 6 * static_cast<std::size_t>(w));
         float* row_a = box_rows_.data();
         float* row_b = row_a + padded_row;
         float* row_c = row_b + padded_row;
         for (float* row : {row_a, row_b, row_c}) std::fill(row + w, row + padded_row, 0.0f);
         float* means = row_c + padded_row;  // the tensor row before inversion, unless kept in tensor_
-        // Structure tensor (box mean) plus smoothness on the diagonal, inverted.
-        RowBoxes tensor(box_ring_, box_acc_, 3, w, h, r);
-        tensor.run(
-            [&](int y, float* products) {
-                const float* gx = L.ix.data() + static_cast<std::size_t>(y) * w;
-                const float* gy = L.iy.data() + static_cast<std::size_t>(y) * w;
-                for (int x = 0; x < w; ++x) {
-                    products[x] = gx[x] * gx[x];
-                    products[w + x] = gx[x] * gy[x];
-                    products[2 * w + x] = gy[x] * gy[x];
-                }
-            },
-            [&](int y) {
-                const std::size_t at = static_cast<std::size_t>(y) * w;
-                float* xx = correcting ? tensor_.data() + at : means;
-                float* xy = correcting ? tensor_.data() + n + at : means + w;
-                float* yy = correcting ? tensor_.data() + 2 * n + at : means + 2 * w;
-                tensor.mean(0, xx);
-                tensor.mean(1, xy);
-                tensor.mean(2, yy);
-                invert_row(xx, xy, yy, w, h, y, alpha, row_a, row_b, row_c);
-                pack_row(row_a, y, blocks, kInvA, B.coeffs);
-                pack_row(row_b, y, blocks, kInvB, B.coeffs);
-                pack_row(row_c, y, blocks, kInvC, B.coeffs);
-            });
+        float* gx = means + 3 * w;          // the gradient row of prev_s being multiplied
+        float* gy = gx + w;
+        float* dt = gy + w;                 // and its temporal difference
+
+        // Row y's data-term products gx * It, gy * It, It = warped next - prev
+        // (temporal difference), into out and out + w.
+        auto data_products = [&](int y, float* out) {
+            const std::size_t row = static_cast<std::size_t>(y) * w;
+            const float* p = L.prev_s.data() + row;
+            detail::warp_by_flow_row(L.next_s.data(), w, h, L.u.data() + row, L.v.data() + row, y, dt);
+            for (int x = 0; x < w; ++x) dt[x] -= p[x];
+            for (int x = 0; x < w; ++x) {
+                out[x] = gx[x] * dt[x];
+                out[w + x] = gy[x] * dt[x];
+            }
+        };
+        // Row y's box-mean data term b, then c = -b + alpha * (sum of neighbour
+        // flows - count * own flow), packed; `first` is the channel of b's x part.
+        auto data_rows = [&](RowBoxes& boxes, int first, int y) {
+            boxes.mean(first, row_a);
+            boxes.mean(first + 1, row_b);
+            rhs_row(L.u.data(), w, h, y, alpha, row_a);
+            rhs_row(L.v.data(), w, h, y, alpha, row_b);
+            pack_row(row_a, y, blocks, kRhsX, B.coeffs);
+            pack_row(row_b, y, blocks, kRhsY, B.coeffs);
+        };
+        // One pass down the rows for the structure tensor (box mean) plus
+        // smoothness on the diagonal, inverted, and the first warp's data term:
+        // five box-mean channels whose products come from the same gradient row.
+        {
+            RowBoxes boxes(box_ring_, box_acc_, 5, w, h, r);
+            boxes.run(
+                [&](int y, float* products) {
+                    gradient_row(L.prev_s.data(), w, h, y, gx, gy);
+                    for (int x = 0; x < w; ++x) {
+                        products[x] = gx[x] * gx[x];
+                        products[w + x] = gx[x] * gy[x];
+                        products[2 * w + x] = gy[x] * gy[x];
+                    }
+                    data_products(y, products + 3 * w);
+                },
+                [&](int y) {
+                    const std::size_t at = static_cast<std::size_t>(y) * w;
+                    float* xx = correcting ? tensor_.data() + at : means;
+                    float* xy = correcting ? tensor_.data() + n + at : means + w;
+                    float* yy = correcting ? tensor_.data() + 2 * n + at : means + 2 * w;
+                    boxes.mean(0, xx);
+                    boxes.mean(1, xy);
+                    boxes.mean(2, yy);
+                    invert_row(xx, xy, yy, w, h, y, alpha, row_a, row_b, row_c);
+                    pack_row(row_a, y, blocks, kInvA, B.coeffs);
+                    pack_row(row_b, y, blocks, kInvB, B.coeffs);
+                    pack_row(row_c, y, blocks, kInvC, B.coeffs);
+                    data_rows(boxes, 3, y);
+                });
+        }
         if (correcting) build_correction_grid(w, h);
 
         for (int it = 0; it < params_.warps; ++it) {
-            // b = box(grad * It), It = warped next - prev (temporal difference);
-            // then c = -b + alpha * (sum of neighbour flows - count * own flow).
-            RowBoxes data(box_ring_, box_acc_, 2, w, h, r);
-            data.run(
-                [&](int y, float* products) {
-                    const std::size_t row = static_cast<std::size_t>(y) * w;
-                    const float* gx = L.ix.data() + row;
-                    const float* gy = L.iy.data() + row;
-                    const float* p = L.prev_s.data() + row;
-                    float* dt = row_c;
-                    detail::warp_by_flow_row(L.next_s.data(), w, h, L.u.data() + row, L.v.data() + row, y, dt);
-                    for (int x = 0; x < w; ++x) dt[x] -= p[x];
-                    for (int x = 0; x < w; ++x) {
-                        products[x] = gx[x] * dt[x];
-                        products[w + x] = gy[x] * dt[x];
-                    }
-                },
-                [&](int y) {
-                    data.mean(0, row_a);
-                    data.mean(1, row_b);
-                    rhs_row(L.u.data(), w, h, y, alpha, row_a);
-                    rhs_row(L.v.data(), w, h, y, alpha, row_b);
-                    if (correcting) {
-                        const std::size_t at = static_cast<std::size_t>(y) * w;
-                        std::copy(row_a, row_a + w, rhs_.data() + at);
-                        std::copy(row_b, row_b + w, rhs_.data() + n + at);
-                    }
-                    pack_row(row_a, y, blocks, kRhsX, B.coeffs);
-                    pack_row(row_b, y, blocks, kRhsY, B.coeffs);
-                });
+            if (it > 0) {
+                // Later warps: the data term again, at the updated flow.
+                RowBoxes data(box_ring_, box_acc_, 2, w, h, r);
+                data.run(
+                    [&](int y, float* products) {
+                        gradient_row(L.prev_s.data(), w, h, y, gx, gy);
+                        data_products(y, products);
+                    },
+                    [&](int y) { data_rows(data, 0, y); });
+            }
             zero_increment(B, h);
             // Coarse levels are cheap: sweep them more, so the fine level starts close.
             // (Fewer at the middle levels leaves the EPE as it is but shifts the
@@ -1044,6 +1211,11 @@ void DenseFlow::run(float* flow) {
                 relax_sweeps(B, w, h, level_sweeps - before, alpha, omega);
             } else {
                 relax_sweeps(B, w, h, level_sweeps, alpha, omega);
+            }
+            if (l == 0 && it == params_.warps - 1) {
+                // The full-size level's last warp: its flow goes straight into the output.
+                merge_interleaved(B.du, B.dv, L.u.data(), L.v.data(), w, h, stride, flow);
+                return;
             }
             merge<true>(B.du, w, h, stride, L.u.data());
             merge<true>(B.dv, w, h, stride, L.v.data());

@@ -73,7 +73,6 @@ private:
         int w = 0, h = 0;
         std::vector<float> prev, next;          // raw (box-downsampled) images
         std::vector<float> prev_s, next_s;      // 3x3 binomial smoothed
-        std::vector<float> ix, iy;              // gradients of prev_s
         std::vector<float> u, v;                // flow
     };
     // The sweep's per-pixel arrays of the level being solved, one plane per
@@ -96,10 +95,9 @@ private:
     std::vector<Level> levels_;
     Checkerboard board_, coarse_board_;
     // For the two-grid cycle: the finest level's box-mean structure tensor
-    // (xx, xy, yy planes), right-hand side then residual (x, y planes) and
-    // increment (u, v planes); the half-resolution grid's tensor sums (xx,
-    // xy, yy), residual sums then correction (x, y) and three packing rows.
-    std::vector<float> tensor_, rhs_, increment_, coarse_;
+    // (xx, xy, yy planes); the half-resolution grid's tensor sums (xx, xy,
+    // yy), residual sums then correction (x, y) and three packing rows.
+    std::vector<float> tensor_, coarse_;
     std::vector<float> tmp_, tmp2_, box_ring_, box_rows_, box_acc_, weights_, row_;
     std::vector<int> cols_;
 };
