@@ -70,7 +70,6 @@ class SpotterConfig:
     max_duration: float = 4.5
     stale_time: float = 2.0
     split_still: float = 0.2
-    split_activity: float = 1.5  # short-lag activity that counts as a new movement after a still spell
     common_percentile: float = 25.0
     min_duration: float = 0.03
     micro_max: float = 0.5
@@ -344,8 +343,7 @@ class _Candidate:
     vectors: list[np.ndarray] = field(default_factory=list)
     records: list[FrameRecord] = field(default_factory=list)
     acts: list[float] = field(default_factory=list)
-    still_since: float | None = None  # no movement (short-lag activity < 1) since
-    quiet_since: float | None = None  # nothing strong enough to start anew since
+    still_since: float | None = None
     blinked: bool = False  # a blink has begun since the anchor
 
 
@@ -668,14 +666,13 @@ class TrackSpotter:
             lag_act = self._activity(lag_vec, t, speaking, record.eyes_closing or lag_ref.eyes_closing,
                                      head=self._head_motion(lag_ref, record))[1]
             moving = lag_act >= 1.0
-            starts_anew = lag_act >= cfg.split_activity
             # Motion back towards the anchor is this expression's release
             # (a macro-expression slows to a stop at its apex), not a new one.
             returning = _opposes(lag_vec, vec)
-            if starts_anew and not returning and cand.quiet_since is not None and \
-                    t - cand.quiet_since >= cfg.split_still:
+            if moving and not returning and cand.still_since is not None and \
+                    t - cand.still_since >= cfg.split_still:
                 self._candidate = None
-                self._last_offset = cand.quiet_since
+                self._last_offset = cand.still_since
                 log.debug("candidate from %.2f split at %.2f (new movement)", cand.anchor.t, t)
                 events = self._salvage(cand, t)
                 self._start(lag_ref, record, lag_vec, t)
@@ -684,10 +681,6 @@ class TrackSpotter:
                 cand.still_since = None
             elif cand.still_since is None:
                 cand.still_since = t
-            if starts_anew:
-                cand.quiet_since = None
-            elif cand.quiet_since is None:
-                cand.quiet_since = t
             if cand.still_since is not None and t - cand.still_since >= cfg.stale_time:
                 self._candidate = None
                 self._last_offset = t
