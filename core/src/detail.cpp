@@ -39,10 +39,10 @@ void warp_by_flow_row(const float* img, int w, int h, const float* ur, const flo
     const int x0max = std::max(w - 2, 0), y0max = std::max(h - 2, 0);
     const int dx = w > 1 ? 1 : 0;
     const int dy = h > 1 ? w : 0;
-    // The vector path indexes pixels with 32-bit lanes.
-    const bool small = static_cast<long long>(w) * h <= INT32_MAX;
     int x = 0;
 #if defined(__AVX2__)
+    // The vector path indexes pixels with 32-bit lanes.
+    const bool small = static_cast<long long>(w) * h <= INT32_MAX;
     const __m256 zero = _mm256_setzero_ps(), vxmax = _mm256_set1_ps(xmax), vymax = _mm256_set1_ps(ymax);
     const __m256i vx0max = _mm256_set1_epi32(x0max), vy0max = _mm256_set1_epi32(y0max);
     const __m256i vw = _mm256_set1_epi32(w), vdy = _mm256_set1_epi32(dy);
