@@ -506,53 +506,37 @@ void unpack_row(const std::vector<float>* coeffs, int y, int blocks, Coeff slot,
     }
 }
 
-// Row y of the image held by the two colour planes, into d.
+// Row y of the image held by the two colour planes, into d (Add: added to d).
+template <bool Add = false>
 void merge_row(const std::vector<float>* planes, int w, int y, int stride, float* d) {
     const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
     const float* even = planes[y & 1].data() + row;
     const float* odd = planes[(y + 1) & 1].data() + row;
     int k = 0;
 #if defined(__AVX2__)
+    // Eight entries of each colour interleave into sixteen pixels.
     for (; 2 * k + 2 * kBlock <= w; k += kBlock) {
         const __m256 e = _mm256_loadu_ps(even + k), o = _mm256_loadu_ps(odd + k);
-        const __m256 lo = _mm256_unpacklo_ps(e, o);
-        const __m256 hi = _mm256_unpackhi_ps(e, o);
-        _mm256_storeu_ps(d + 2 * k, _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(d + 2 * k + kBlock, _mm256_permute2f128_ps(lo, hi, 0x31));
+        const __m256 lo = _mm256_unpacklo_ps(e, o);  // e0 o0 e1 o1 | e4 o4 e5 o5
+        const __m256 hi = _mm256_unpackhi_ps(e, o);  // e2 o2 e3 o3 | e6 o6 e7 o7
+        __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
+        float* out = d + 2 * k;
+        if constexpr (Add) {
+            first = _mm256_add_ps(_mm256_loadu_ps(out), first);
+            second = _mm256_add_ps(_mm256_loadu_ps(out + kBlock), second);
+        }
+        _mm256_storeu_ps(out, first);
+        _mm256_storeu_ps(out + kBlock, second);
     }
 #endif
-    for (int j = k; 2 * j < w; ++j) d[2 * j] = even[j];
-    for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] = odd[j];
+    for (int j = k; 2 * j < w; ++j) d[2 * j] = Add ? d[2 * j] + even[j] : even[j];
+    for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] = Add ? d[2 * j + 1] + odd[j] : odd[j];
 }
 
 // dst = (Add: dst +) the image held by the two colour planes.
 template <bool Add>
 void merge(const std::vector<float>* planes, int w, int h, int stride, float* dst) {
-    for (int y = 0; y < h; ++y) {
-        float* d = dst + static_cast<std::ptrdiff_t>(y) * w;
-        const std::size_t row = static_cast<std::size_t>(y + 1) * stride + kBlock;
-        const float* even = planes[y & 1].data() + row;
-        const float* odd = planes[(y + 1) & 1].data() + row;
-        int k = 0;
-#if defined(__AVX2__)
-        // Eight entries of each colour interleave into sixteen pixels.
-        for (; 2 * k + 2 * kBlock <= w; k += kBlock) {
-            const __m256 e = _mm256_loadu_ps(even + k), o = _mm256_loadu_ps(odd + k);
-            const __m256 lo = _mm256_unpacklo_ps(e, o);  // e0 o0 e1 o1 | e4 o4 e5 o5
-            const __m256 hi = _mm256_unpackhi_ps(e, o);  // e2 o2 e3 o3 | e6 o6 e7 o7
-            __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
-            float* out = d + 2 * k;
-            if constexpr (Add) {
-                first = _mm256_add_ps(_mm256_loadu_ps(out), first);
-                second = _mm256_add_ps(_mm256_loadu_ps(out + kBlock), second);
-            }
-            _mm256_storeu_ps(out, first);
-            _mm256_storeu_ps(out + kBlock, second);
-        }
-#endif
-        for (int j = k; 2 * j < w; ++j) d[2 * j] = Add ? d[2 * j] + even[j] : even[j];
-        for (int j = k; 2 * j + 1 < w; ++j) d[2 * j + 1] = Add ? d[2 * j + 1] + odd[j] : odd[j];
-    }
+    for (int y = 0; y < h; ++y) merge_row<Add>(planes, w, y, stride, dst + static_cast<std::ptrdiff_t>(y) * w);
 }
 
 // flow = the interleaved (u + du, v + dv), du and dv held by colour planes.
