@@ -127,11 +127,15 @@ class BlinkDetector:
         self._min_ratio = 1.0
         self._min_t = 0.0
         self.blinks: list[tuple[float, float, float]] = []  # onset, apex, offset
+        self._baseline: float | None = None  # median of _history, None when stale
 
     def baseline(self) -> float | None:
         if len(self._history) < 5:
             return None
-        return float(np.median([a for _, a in self._history]))
+        # Asked several times a frame (alignment, spotter, push): one median per change.
+        if self._baseline is None:
+            self._baseline = float(np.median([a for _, a in self._history]))
+        return self._baseline
 
     def partly_closed(self, aperture: float, ratio: float = 0.88) -> bool:
         """Eyelids noticeably lower than their running median."""
@@ -158,8 +162,10 @@ class BlinkDetector:
             if self._closing_since is None:
                 self._last_open_t = t
                 self._history.append((t, aperture))
+                self._baseline = None
             while self._history and self._history[0][0] < t - self.window:
                 self._history.popleft()
+                self._baseline = None
         return finished
 
     @property
@@ -181,9 +187,10 @@ class SpeechDetector:
     second, each swing a syllable's half-cycle after the last, an expression
     once. A swing must beat both the velocity's own noise and ``min_speed``:
     compression noise and the jolt a blink gives the alignment are
-    heavy-tailed, so a multiple of the median alone is crossed by chance. And the lip aperture from landmarks, whose
-    3-6.5 Hz energy must stay above its slow-band energy (real faces, where
-    landmarks follow the lips). Speech spells are kept as intervals, widened
+    heavy-tailed, so a multiple of the median alone is crossed by chance.
+    And the lip aperture from landmarks, whose 3-6.5 Hz energy must stay
+    above its slow-band energy (real faces, where landmarks follow the
+    lips). Speech spells are kept as intervals, widened
     backwards by ``lookback`` because a spell is recognised only after a
     couple of syllables.
     """
@@ -257,10 +264,9 @@ class SpeechDetector:
                 continue  # too quick for a syllable: noise
             swing_times.append(tv)
         self._swing_times = swing_times
-        swings = len(swing_times)
-        self.swings = swings
+        self.swings = len(swing_times)
         # The spell spans the swings themselves, not the detection delay.
-        return swings >= self.min_swings
+        return self.swings >= self.min_swings
 
     def active_at(self, t: float) -> bool:
         return any(start <= t <= end + self.hangover for start, end in self.spells[-8:])
