@@ -6,7 +6,9 @@ reference crop (dense flow, nose-bridge motion subtracted):
 * **idle**: the reference is the frame ``detect_lag`` seconds back (never
   before the last event's offset, so an event does not echo). A region whose
   displacement exceeds its threshold (a multiple of its own running noise
-  level, with an absolute floor) starts a candidate event.
+  level, with an absolute floor) starts a candidate event. A second check,
+  ten times a second against the frame ``macro_lag`` back, catches
+  macro-expressions that rise too slowly for ``detect_lag``.
 * **active**: the reference is frozen at that pre-onset frame (the anchor),
   so each frame's displacement is the expression's own profile: it rises
   from zero at the onset, peaks at the apex and returns at the offset. Frames
@@ -14,7 +16,10 @@ reference crop (dense flow, nose-bridge motion subtracted):
   The event ends when the displacement stays below a fraction of its peak for
   ``hold`` seconds; it is then classified and emitted (streaming delay =
   offset confirmation). Movements that never settle within ``max_duration``
-  (pose changes, drift) are dropped.
+  (pose changes, drift) are dropped. A new movement after a still spell
+  starts a new candidate; the old one, if held at a clear apex, is parked
+  and still ends on its own (a blink or a micro-expression during a held
+  macro-expression must not erase it).
 
 Nuisances: blinks are found from the eyelid aperture and reported as
 ``blink`` events; eye-only movements during a blink are not expressions.
@@ -80,6 +85,11 @@ class SpotterConfig:
     # crosses a threshold grows with the number of checks, so a 200 fps clip
     # would otherwise see eight times the false starts of a 25 fps one.
     check_rate: float = 60.0
+    # A macro-expression rising over 1-2 s moves too little within
+    # detect_lag: idle frames are also compared with the frame this far
+    # back, at this rate (Hz).
+    macro_lag: float = 1.0
+    macro_check_rate: float = 10.0
     au_scale: float = 0.03
     region_fraction: float = 0.35
     head_turn: float = 0.03
@@ -276,6 +286,7 @@ class SpeechDetector:
 
 
 FlowFn = Callable[[FrameRecord, FrameRecord], np.ndarray]
+ManyFlowFn = Callable[[Sequence[tuple[FrameRecord, FrameRecord]]], list[np.ndarray]]
 
 
 def _shape_change(before: np.ndarray, after: np.ndarray) -> float:
@@ -350,6 +361,7 @@ class _Candidate:
     records: list[FrameRecord] = field(default_factory=list)
     acts: list[float] = field(default_factory=list)
     still_since: float | None = None
+    below_since: float | None = None  # activity back under the end level since
     blinked: bool = False  # a blink has begun since the anchor
 
 
@@ -366,14 +378,21 @@ class TrackSpotter:
         to ``cur`` (reference region subtracted); the pipeline computes it
         with dense flow and region statistics.
     config : SpotterConfig
+    region_vectors_many : callable(pairs) -> list of (R, 2) arrays, optional
+        The same for several (ref, cur) pairs at once (the pipeline runs
+        their flows in parallel). A frame's comparisons are requested
+        together through it.
     """
 
     def __init__(self, track_id: int, iod: float, region_vectors: FlowFn,
-                 config: SpotterConfig | None = None) -> None:
+                 config: SpotterConfig | None = None,
+                 region_vectors_many: ManyFlowFn | None = None) -> None:
         self.track_id = track_id
         self.iod = iod
         self.config = config or SpotterConfig()
-        self._vectors = region_vectors
+        self._one_pair = region_vectors
+        self._many_pairs = region_vectors_many
+        self._ready: dict[tuple[int, int], np.ndarray] = {}  # this frame's vectors, computed together
         self._buffer: deque[FrameRecord] = deque()
         self._noise: deque[tuple[float, np.ndarray]] = deque()
         self._noise_level = np.full(N_REGIONS, np.nan)
@@ -382,14 +401,53 @@ class TrackSpotter:
         self._noise_updated = -math.inf
         self._last_offset = -math.inf
         self._candidate: _Candidate | None = None
-        self._below_since: float | None = None
+        # Candidates interrupted while held at their apex: they keep their
+        # anchor and end on their own (a blink or a micro-expression during
+        # a held macro-expression must not erase it).
+        self._parked: list[_Candidate] = []
         self._suspended_until = -math.inf
         self._start_t: float | None = None
         self._last_check = -math.inf
+        self._last_macro_check = -math.inf
         self._rigid_history: deque[tuple[float, np.ndarray]] = deque()
         self.blinks = BlinkDetector(self.config.blink_ratio)
         self.speech = SpeechDetector(self.config.speech_power)
         self.last_signals: dict[str, float] = {}
+
+    # ------------------------------------------------------------ comparisons
+    def _vectors(self, ref: FrameRecord, cur: FrameRecord) -> np.ndarray:
+        ready = self._ready.pop((ref.index, cur.index), None)
+        return ready if ready is not None else self._one_pair(ref, cur)
+
+    def _compute_together(self, pairs: Sequence[tuple[FrameRecord, FrameRecord]]) -> None:
+        """Compute several comparisons at once; :meth:`_vectors` then returns them."""
+        pairs = [pair for pair in pairs if (pair[0].index, pair[1].index) not in self._ready]
+        if self._many_pairs is None or len(pairs) < 2:
+            return
+        for (ref, cur), vec in zip(pairs, self._many_pairs(pairs)):
+            self._ready[(ref.index, cur.index)] = vec
+
+    def _plan_comparisons(self, record: FrameRecord) -> list[tuple[FrameRecord, FrameRecord]]:
+        """The comparisons this frame will most likely need (the rules below decide)."""
+        cfg = self.config
+        t = record.t
+        pairs = [(c.anchor, record) for c in self._parked if t - c.times[-1] >= 0.9 / cfg.check_rate]
+        cand = self._candidate
+        if cand is not None:
+            pairs.append((cand.anchor, record))
+            if not (record.eyes_closing or self.blinks.closing):
+                lag_ref = self._lag_reference(t, not_before=cand.anchor.t)
+                if lag_ref is not None and lag_ref is not record:
+                    pairs.append((lag_ref, record))
+        elif t - self._last_check >= 0.9 / cfg.check_rate:
+            ref = self._idle_reference(t)
+            if ref is not None and ref is not record:
+                pairs.append((ref, record))
+                if t - self._last_macro_check >= 0.9 / cfg.macro_check_rate:
+                    slow = self._lag_reference(t, not_before=self._last_offset, lag=cfg.macro_lag)
+                    if slow is not None and slow.t < ref.t:
+                        pairs.append((slow, record))
+        return pairs
 
     # ------------------------------------------------------------ thresholds
     def _thresholds(self, age: float | None = None, head: float = 0.0) -> np.ndarray:
@@ -476,8 +534,9 @@ class TrackSpotter:
 
         self._buffer.append(record)
         horizon = t - max(cfg.max_duration, cfg.detect_lag) - 1.0
+        anchors = [c.anchor for c in (self._candidate, *self._parked) if c is not None]
         while len(self._buffer) > 2 and self._buffer[0].t < horizon and \
-                (self._candidate is None or self._buffer[0] is not self._candidate.anchor):
+                not any(self._buffer[0] is a for a in anchors):
             self._buffer.popleft()
 
         if t < self._suspended_until:
@@ -485,6 +544,9 @@ class TrackSpotter:
             # (an active candidate resumes afterwards, or runs out of time).
             self.last_signals = {"state": 2.0}
             return events
+        self._ready.clear()
+        self._compute_together(self._plan_comparisons(record))
+        events.extend(self._follow_parked(record, speaking))
         if self._candidate is None:
             ref = self._idle_reference(t)
             if ref is None or ref is record or t - self._last_check < 0.9 / cfg.check_rate:
@@ -499,7 +561,9 @@ class TrackSpotter:
             self._mask_nuisances(ratio, t, speaking, ref.eyes_closing or record.eyes_closing)
             self._record_signals(mag, ratio, 0.0)
             warm = t - self._start_t >= cfg.warmup
-            if warm and np.nanmax(ratio) > 1.0:
+            if warm and np.nanmax(ratio) > 1.0 and self._releases_parked(vec):
+                pass  # a parked expression returning to neutral: its own offset, not a new start
+            elif warm and np.nanmax(ratio) > 1.0:
                 anchor = self._lag_reference(t, not_before=self._last_offset, lag=cfg.anchor_lag)
                 if anchor is not None and anchor.t < ref.t:
                     vec = self._vectors(anchor, record)
@@ -507,23 +571,49 @@ class TrackSpotter:
                 self._start(ref, record, vec, t)
             else:
                 self._update_noise(t, mag, float(np.nanmax(ratio)))
+                if warm and t - self._last_macro_check >= 0.9 / cfg.macro_check_rate:
+                    self._last_macro_check = t
+                    self._check_slow_rise(record, ref, t, speaking)
             return events
         events.extend(self._continue(record, speaking))
         return events
 
     def flush(self) -> list[Event]:
-        """Close a pending event at the end of the stream."""
-        if self._candidate is None or not self._candidate.times:
-            self._candidate = None
-            return []
-        cand = self._candidate
+        """Close the pending events at the end of the stream."""
+        events = []
+        for cand in self._parked:
+            # Still held at the end: an expression only if it came back down.
+            events += self._salvage(cand, cand.times[-1])
+        pending = [self._candidate] if self._candidate is not None and self._candidate.times else []
         self._candidate = None
-        # The stream may stop long after the movement settled: end where the
-        # activity fell back, not at the last frame.
-        event = self._finish(cand, self._settled_index(cand.acts), cand.times[-1])
-        return [event] if event is not None else []
+        self._parked = []
+        for cand in pending:
+            # The stream may stop long after the movement settled: end where
+            # the activity fell back, not at the last frame.
+            event = self._finish(cand, self._settled_index(cand.acts), cand.times[-1])
+            events += [event] if event is not None else []
+        return events
 
     # ------------------------------------------------------------ internals
+    def _check_slow_rise(self, record: FrameRecord, short_ref: FrameRecord, t: float, speaking: bool) -> None:
+        """Start a candidate on movement over ``macro_lag`` that ``detect_lag`` is too short to see."""
+        ref = self._lag_reference(t, not_before=self._last_offset, lag=self.config.macro_lag)
+        if ref is None or ref.t >= short_ref.t:
+            return
+        vec = self._vectors(ref, record)
+        ratio, act = self._activity(vec, t, speaking, ref.eyes_closing or record.eyes_closing,
+                                    age=t - ref.t, head=self._head_motion(ref, record))
+        if act > 1.0 and not self._releases_parked(vec):
+            log.debug("slow rise over %.2f s", t - ref.t)
+            self._start(ref, record, vec, t, backfill_rate=2.0 * self.config.macro_check_rate)
+
+    @staticmethod
+    def _releasing(cand: _Candidate) -> bool:
+        """Whether the anchored activity fell by a quarter during the still spell: a
+        release too slow for ``detect_lag`` to see, where a settled pose stays put."""
+        spell = [a for a, tt in zip(cand.acts, cand.times) if tt >= cand.still_since]
+        return bool(spell) and spell[-1] < 0.75 * max(spell)
+
     def _idle_reference(self, t: float) -> FrameRecord | None:
         """The latest frame at least ``detect_lag`` back, after the last event,
         with open eyes (falls back to the oldest usable frame)."""
@@ -579,19 +669,21 @@ class TrackSpotter:
             signals[f"disp_{name}"] = float(m)
         self.last_signals = signals
 
-    def _start(self, anchor: FrameRecord, record: FrameRecord, vec: np.ndarray, t: float) -> None:
+    def _start(self, anchor: FrameRecord, record: FrameRecord, vec: np.ndarray, t: float,
+               backfill_rate: float | None = None) -> None:
         cand = _Candidate(anchor=anchor, trigger_t=t)
         # Back-fill the frames between the anchor and the trigger.
         between = [r for r in self._buffer if anchor.t < r.t < record.t]
-        step = 1.0 / self.config.backfill_rate
+        step = 1.0 / (backfill_rate or self.config.backfill_rate)
         last = -math.inf
-        for i, rec in enumerate(between):
+        for rec in between:
             near_trigger = record.t - rec.t < 0.15
             if near_trigger or rec.t - last >= step:
                 cand.times.append(rec.t)
-                cand.vectors.append(self._vectors(anchor, rec))
                 cand.records.append(rec)
                 last = rec.t
+        self._compute_together([(anchor, rec) for rec in cand.records])
+        cand.vectors = [self._vectors(anchor, rec) for rec in cand.records]
         cand.times.append(t)
         cand.vectors.append(vec)
         cand.records.append(record)
@@ -604,7 +696,6 @@ class TrackSpotter:
             log.debug("start at %.2f (anchor %.2f): %s", t, anchor.t,
                       ", ".join(f"{REGION_NAMES[i]}={ratio[i]:.2f}" for i in top))
         self._candidate = cand
-        self._below_since = None
 
     def _activity(self, vec: np.ndarray, t: float, speaking: bool, eyes_closing: bool = False,
                   age: float | None = None, head: float = 0.0) -> tuple[np.ndarray, float]:
@@ -642,22 +733,13 @@ class TrackSpotter:
                     del kept[first:]
                 event = self._finish(cand, self._settled_index(cand.acts), t)
                 return [event] if event is not None else []
-        peak = max(acts)
-        level = self._end_level(peak)
-        # Smooth over ~0.07 s so one noisy frame neither ends nor prolongs an event.
-        recent = [a for a, tt in zip(acts, cand.times) if tt >= t - 0.07]
-        if float(np.median(recent)) < level:
-            if self._below_since is None:
-                self._below_since = t
-            if t - self._below_since >= cfg.hold:
-                end_index = next(i for i, tt in enumerate(cand.times) if tt >= self._below_since)
-                event = self._finish(cand, end_index, t, acts=acts)
-                log.debug("end at %.2f -> %s", cand.times[end_index], event and (event.kind, round(event.onset, 2)))
-                self._candidate = None
-                self._last_offset = cand.times[end_index]
-                return [event] if event is not None else []
-        else:
-            self._below_since = None
+        end_index = self._settled(cand, t)
+        if end_index is not None:
+            event = self._finish(cand, end_index, t, acts=acts)
+            log.debug("end at %.2f -> %s", cand.times[end_index], event and (event.kind, round(event.onset, 2)))
+            self._candidate = None
+            self._last_offset = cand.times[end_index]
+            return [event] if event is not None else []
         # The short-lag activity tells whether the face is moving now. After
         # a still spell, a new movement starts a new candidate (anchored just
         # before it) so one long candidate cannot swallow later events; a
@@ -680,13 +762,19 @@ class TrackSpotter:
                 self._candidate = None
                 self._last_offset = cand.still_since
                 log.debug("candidate from %.2f split at %.2f (new movement)", cand.anchor.t, t)
-                events = self._salvage(cand, t)
+                if _fell_halfway(cand.acts) or max(cand.acts) < cfg.clear_peak:
+                    events = self._salvage(cand, t)
+                else:  # held at a clear apex: it may still end as an expression
+                    events = self._park(cand, t)
                 self._start(lag_ref, record, lag_vec, t)
                 return events
             if moving:
                 cand.still_since = None
             elif cand.still_since is None:
                 cand.still_since = t
+            if cand.still_since is not None and t - cand.still_since >= cfg.stale_time and \
+                    self._releasing(cand):
+                cand.still_since = t  # a slow macro-expression easing off, not a settled pose
             if cand.still_since is not None and t - cand.still_since >= cfg.stale_time:
                 self._candidate = None
                 self._last_offset = t
@@ -699,6 +787,62 @@ class TrackSpotter:
             log.debug("candidate from %.2f exceeded max_duration", cand.anchor.t)
             return self._salvage(cand, t)
         return []
+
+    def _settled(self, cand: _Candidate, t: float) -> int | None:
+        """Index of the offset once the activity stayed under the end level for ``hold``."""
+        level = self._end_level(max(cand.acts))
+        # Smooth over ~0.07 s so one noisy frame neither ends nor prolongs an event.
+        recent = [a for a, tt in zip(cand.acts, cand.times) if tt >= t - 0.07]
+        if float(np.median(recent)) >= level:
+            cand.below_since = None
+            return None
+        if cand.below_since is None:
+            cand.below_since = t
+        if t - cand.below_since < self.config.hold:
+            return None
+        return next(i for i, tt in enumerate(cand.times) if tt >= cand.below_since)
+
+    def _park(self, cand: _Candidate, now: float) -> list[Event]:
+        """Keep a candidate held at its apex alive beside the new one (at most one parked)."""
+        log.debug("park candidate from %.2f at %.2f: peak %.2f now %.2f", cand.anchor.t, now,
+                  max(cand.acts), cand.acts[-1])
+        events = []
+        for old in self._parked:
+            events += self._salvage(old, now)
+        cand.below_since = None
+        self._parked = [cand]
+        return events
+
+    def _follow_parked(self, record: FrameRecord, speaking: bool) -> list[Event]:
+        """Extend each parked candidate's anchored profile; emit those that settled."""
+        cfg = self.config
+        events: list[Event] = []
+        t = record.t
+        for cand in list(self._parked):
+            if t - cand.times[-1] < 0.9 / cfg.check_rate:
+                continue
+            vec = self._vectors(cand.anchor, record)
+            cand.times.append(t)
+            cand.vectors.append(vec)
+            cand.records.append(record)
+            cand.acts.append(self._activity(vec, t, speaking, record.eyes_closing or cand.anchor.eyes_closing,
+                                            age=t - cand.anchor.t)[1])
+            end_index = self._settled(cand, t)
+            if end_index is not None:
+                self._parked.remove(cand)
+                event = self._finish(cand, end_index, t)
+                log.debug("parked candidate from %.2f ended at %.2f -> %s", cand.anchor.t,
+                          cand.times[end_index], event and event.kind)
+                self._last_offset = max(self._last_offset, cand.times[end_index])
+                events += [event] if event is not None else []
+            elif t - cand.anchor.t > cfg.max_duration:
+                self._parked.remove(cand)
+                events += self._salvage(cand, t)
+        return events
+
+    def _releases_parked(self, movement: np.ndarray) -> bool:
+        """Whether ``movement`` is a parked candidate returning to neutral (against its apex)."""
+        return any(_opposes(movement, cand.vectors[int(np.argmax(cand.acts))]) for cand in self._parked)
 
     def _salvage(self, cand: _Candidate, now: float) -> list[Event]:
         """An interrupted candidate: keep it if it clearly peaked and fell back halfway."""

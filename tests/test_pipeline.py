@@ -129,6 +129,21 @@ def test_analyze_finding_landmarks_ahead_equals_frame_by_frame_push(happiness_cl
     assert happiness_result.to_frame().equals(expected.to_frame())
 
 
+def test_flows_on_two_threads_give_what_one_thread_gives(happiness_clip, happiness_result):
+    # During an expression a frame's flows (against the anchor and a recent
+    # frame) run in parallel: same numbers, same events.
+    path, _ = happiness_clip
+    with Analyzer(mode="offline", flow_threads=1) as analyzer:
+        from microexpr.video import open_video
+
+        for frame in open_video(path):
+            analyzer.push(frame.image, frame.t)
+        analyzer.flush()
+        serial = analyzer.result(video=str(path))
+    assert [e.to_dict() for e in serial.events] == [e.to_dict() for e in happiness_result.events]
+    assert serial.to_frame().equals(happiness_result.to_frame())
+
+
 class _Frame:
     def __init__(self, t: float) -> None:
         self.image = np.zeros((4, 4, 3), np.uint8)
@@ -259,6 +274,8 @@ def test_unknown_option_is_a_parameter_error():
         Analyzer(detector=None, mode="sometimes")
     with pytest.raises(ParameterError):
         Analyzer(detector=None, crop_size=32)
+    with pytest.raises(ParameterError, match="flow_threads"):
+        Analyzer(detector=None, flow_threads=0)
     with pytest.raises(ParameterError, match="sweepz"):
         Analyzer(detector=None, flow_options={"sweepz": 3})
 

@@ -81,6 +81,15 @@ def test_slow_macro_expression_is_one_event_through_its_still_apex():
     assert event.emotion == "happiness"
 
 
+def test_macro_expression_rising_too_slowly_for_the_short_lag_is_found():
+    # 1.6 px at the mouth corners reached over 2 s: under 0.4 px per 0.3 s
+    # (below the floor), about 1 px per second.
+    faint_smile = {name: tuple(0.7 * v for v in vec) for name, vec in SMILE.items()}
+    events = run(9.0, [(faint_smile, lambda t: raised_cosine(t, 2.0, 4.0, 5.5))])
+    assert len(events) == 1, events
+    assert events[0].kind == "macro" and overlap(events[0], 2.0, 5.5) >= 0.5
+
+
 def test_micro_expression_is_found_with_its_timing():
     events = run(6.0, [(BROW_RAISE, lambda t: raised_cosine(t, 3.0, 3.08, 3.2))])
     assert len(events) == 1, events
@@ -126,6 +135,24 @@ def test_blink_during_a_smile_leaves_the_smile():
     assert "eyes" not in events[0].regions
 
 
+def held(t, onset, apex, release, offset):
+    """0 before onset, rising to 1 at apex, held until release, back to 0 at offset."""
+    t = np.asarray(t, dtype=float)
+    return np.where(t <= release, raised_cosine(np.minimum(t, apex), onset, apex, apex + 1.0),
+                    raised_cosine(t, release - (apex - onset), release, offset))
+
+
+def test_movement_during_a_held_macro_expression_does_not_erase_it():
+    # A smile held for 2 s, and a brow twitch while it is held: the twitch
+    # starts a new candidate, the smile must still end as its own event.
+    events = run(9.0, [(SMILE, lambda t: held(t, 2.0, 2.6, 4.6, 5.3)),
+                       (BROW_RAISE, lambda t: raised_cosine(t, 3.6, 3.7, 3.85))])
+    macro = [e for e in events if e.kind == "macro"]
+    assert len(macro) == 1 and overlap(macro[0], 2.0, 5.3) >= 0.5, events
+    assert macro[0].emotion == "happiness"
+    assert any(e.kind == "micro" and overlap(e, 3.6, 3.85) >= 0.5 for e in events), events
+
+
 def test_blink_alone_is_not_an_expression():
     events = run(6.0, [(LIDS_CLOSING, blink)], aperture=lambda t: 0.3 * (1.0 - 0.8 * blink(t)))
     assert events == []
@@ -159,9 +186,10 @@ def test_idle_checks_do_not_grow_with_the_frame_rate():
     for i, t in enumerate(np.arange(0.0, 3.0, 1.0 / 200.0)):
         record = FrameRecord(t=float(t), index=i, crop=crop, points=np.zeros((1, 2)))
         spotter.push(record, aperture=0.3, lip_gap=0.05, opening_velocity=None, rigid_shape=None)
-    checked = np.asarray(calls)
-    assert len(checked) <= 3.0 * SpotterConfig().check_rate
-    assert np.diff(checked).min() >= 0.9 / SpotterConfig().check_rate - 1e-9
+    config = SpotterConfig()
+    checked = np.unique(calls)  # a frame may get the short- and the long-lag check
+    assert len(calls) <= 3.0 * (config.check_rate + config.macro_check_rate)
+    assert np.diff(checked).min() >= 0.9 / config.check_rate - 1e-9
 
 
 def _speech_velocities(profile, seconds, *, seed=0, noise=0.01, rate=30.0):
