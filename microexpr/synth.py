@@ -1293,8 +1293,9 @@ def write_benchmark_set(
     """Write a fixed benchmark set of clips with every nuisance switched on.
 
     Clip ``i`` uses ``fps_cycle[i % len(fps_cycle)]``, seed ``seed * 1000 + i``,
-    crf cycling 20/23/26/28, and variable frame rate on every other pass
-    through ``fps_cycle``. Clips whose truth file already holds the same spec
+    and variable frame rate on every other pass through ``fps_cycle``. The
+    crf (20/23/26/28) moves on by one more step each pass, so every frame
+    rate meets every compression level rather than always the same one. Clips whose truth file already holds the same spec
     are kept, so an interrupted run resumes. ``out_dir/index.json`` lists
     every clip.
 
@@ -1310,14 +1311,10 @@ def write_benchmark_set(
         raise ParameterError("fps_cycle must name at least one frame rate")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    crf_cycle = (20, 23, 26, 28)
     paths, entries = [], []
     for index in range(n_clips):
-        fps = float(fps_cycle[index % len(fps_cycle)])
-        spec = ClipSpec(
-            fps=fps, duration=duration, size=size, seed=seed * 1000 + index, crf=crf_cycle[index % len(crf_cycle)],
-            vfr=(index // len(fps_cycle)) % 2 == 1,
-        )
+        spec = _benchmark_clip_spec(index, fps_cycle=fps_cycle, duration=duration, seed=seed, size=size)
+        fps = spec.fps
         path = out_dir / f"clip_{index:03d}_{fps:g}fps.mp4"
         truth_path = _truth_path(path)
         if not (path.exists() and truth_path.exists() and _same_spec(truth_path, spec)):
@@ -1337,6 +1334,19 @@ def write_benchmark_set(
     index_doc = {"generator": "microexpr.synth", "n_clips": n_clips, "clips": entries}
     (out_dir / "index.json").write_text(json.dumps(index_doc, indent=1), encoding="utf-8")
     return paths
+
+
+_BENCHMARK_CRFS = (20, 23, 26, 28)
+
+
+def _benchmark_clip_spec(index: int, *, fps_cycle: Sequence[float], duration: float, seed: int,
+                         size: tuple[int, int]) -> ClipSpec:
+    """The spec of clip ``index`` of :func:`write_benchmark_set`."""
+    rate_pass = index // len(fps_cycle)
+    return ClipSpec(
+        fps=float(fps_cycle[index % len(fps_cycle)]), duration=duration, size=size, seed=seed * 1000 + index,
+        crf=_BENCHMARK_CRFS[(index + rate_pass) % len(_BENCHMARK_CRFS)], vfr=rate_pass % 2 == 1,
+    )
 
 
 def _same_spec(truth_path: Path, spec: ClipSpec) -> bool:

@@ -373,6 +373,17 @@ def test_benchmark_set_has_every_nuisance_and_resumes(tmp_path):
     assert [p.stat().st_mtime_ns for p in paths] == stamps
 
 
+def test_benchmark_set_pairs_every_frame_rate_with_every_compression_level():
+    from microexpr.synth import _BENCHMARK_CRFS, _benchmark_clip_spec
+
+    fps_cycle = (25, 30, 60, 200)
+    specs = [_benchmark_clip_spec(i, fps_cycle=fps_cycle, duration=30.0, seed=0, size=(640, 480))
+             for i in range(16)]
+    pairs = {(spec.fps, spec.crf) for spec in specs}
+    assert pairs == {(float(f), c) for f in fps_cycle for c in _BENCHMARK_CRFS}
+    assert {spec.vfr for spec in specs if spec.fps == 200.0} == {True, False}
+
+
 # ---------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------
