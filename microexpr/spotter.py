@@ -546,12 +546,21 @@ class TrackSpotter:
             return events
         self._ready.clear()
         self._compute_together(self._plan_comparisons(record))
+        events.extend(self._step(record, speaking))
+        # Parked candidates after the active one, so that one ends first
+        # when both settle on the same frame.
         events.extend(self._follow_parked(record, speaking))
+        return events
+
+    def _step(self, record: FrameRecord, speaking: bool) -> list[Event]:
+        """The active candidate's frame, or the idle check for a new one."""
+        cfg = self.config
+        t = record.t
         if self._candidate is None:
             ref = self._idle_reference(t)
             if ref is None or ref is record or t - self._last_check < 0.9 / cfg.check_rate:
                 self.last_signals = {"state": 0.0}
-                return events
+                return []
             self._last_check = t
             vec = self._vectors(ref, record)
             mag = np.hypot(vec[:, 0], vec[:, 1])
@@ -574,9 +583,8 @@ class TrackSpotter:
                 if warm and t - self._last_macro_check >= 0.9 / cfg.macro_check_rate:
                     self._last_macro_check = t
                     self._check_slow_rise(record, ref, t, speaking)
-            return events
-        events.extend(self._continue(record, speaking))
-        return events
+            return []
+        return self._continue(record, speaking)
 
     def flush(self) -> list[Event]:
         """Close the pending events at the end of the stream."""
@@ -835,6 +843,13 @@ class TrackSpotter:
                           cand.times[end_index], event and event.kind)
                 self._last_offset = max(self._last_offset, cand.times[end_index])
                 events += [event] if event is not None else []
+                primary = self._candidate
+                if primary is not None and primary.anchor.t < cand.times[end_index]:
+                    # It started during the parked hold, so its anchored
+                    # profile holds this release too: keep only a clean
+                    # rise-and-fall of its own and look afresh.
+                    self._candidate = None
+                    events += self._salvage(primary, t)
             elif t - cand.anchor.t > cfg.max_duration:
                 self._parked.remove(cand)
                 events += self._salvage(cand, t)
