@@ -444,7 +444,7 @@ class TrackSpotter:
             if ref is not None and ref is not record:
                 pairs.append((ref, record))
                 if t - self._last_macro_check >= 0.9 / cfg.macro_check_rate:
-                    slow = self._lag_reference(t, not_before=self._last_offset, lag=cfg.macro_lag)
+                    slow = self._slow_reference(t)
                     if slow is not None and slow.t < ref.t:
                         pairs.append((slow, record))
         return pairs
@@ -605,15 +605,18 @@ class TrackSpotter:
     # ------------------------------------------------------------ internals
     def _check_slow_rise(self, record: FrameRecord, short_ref: FrameRecord, t: float, speaking: bool) -> None:
         """Start a candidate on movement over ``macro_lag`` that ``detect_lag`` is too short to see."""
-        ref = self._lag_reference(t, not_before=self._last_offset, lag=self.config.macro_lag)
+        ref = self._slow_reference(t)
         if ref is None or ref.t >= short_ref.t:
             return
         vec = self._vectors(ref, record)
-        ratio, act = self._activity(vec, t, speaking, ref.eyes_closing or record.eyes_closing,
+        _, act = self._activity(vec, t, speaking, ref.eyes_closing or record.eyes_closing,
                                     age=t - ref.t, head=self._head_motion(ref, record))
         if act > 1.0 and not self._releases_parked(vec):
             log.debug("slow rise over %.2f s", t - ref.t)
             self._start(ref, record, vec, t, backfill_rate=2.0 * self.config.macro_check_rate)
+
+    def _slow_reference(self, t: float) -> FrameRecord | None:
+        return self._lag_reference(t, not_before=self._last_offset, lag=self.config.macro_lag)
 
     @staticmethod
     def _releasing(cand: _Candidate) -> bool:

@@ -1295,9 +1295,9 @@ def write_benchmark_set(
     Clip ``i`` uses ``fps_cycle[i % len(fps_cycle)]``, seed ``seed * 1000 + i``,
     and variable frame rate on every other pass through ``fps_cycle``. The
     crf (20/23/26/28) moves on by one more step each pass, so every frame
-    rate meets every compression level rather than always the same one. Clips whose truth file already holds the same spec
-    are kept, so an interrupted run resumes. ``out_dir/index.json`` lists
-    every clip.
+    rate meets every compression level rather than always the same one.
+    Clips whose truth file already holds the same spec are kept, so an
+    interrupted run resumes. ``out_dir/index.json`` lists every clip.
 
     Returns
     -------
