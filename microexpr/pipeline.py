@@ -274,11 +274,10 @@ class Analyzer:
     record_frames : bool
         Keep the per-frame signal table (``result().frames``).
     flow_threads : int
-        Threads for the flows one frame needs (an expression under way is
-        compared with its anchor and with a recent frame); 1 runs them in
-        turn. Two 192 px flows on two idle cores take about 0.6x the time
-        of one after the other; beside MediaPipe on a 2-core machine no gain
-        was measured.
+        Threads for the flows one frame needs at once (the back-fill when
+        an expression starts, a parked expression beside the active one;
+        most frames need one); 1 runs them in turn. Two 192 px flows on two
+        idle cores take about 0.6x the time of one after the other.
     **options
         :class:`~microexpr.spotter.SpotterConfig` fields (seconds, IOD units).
     """
@@ -488,9 +487,9 @@ class Analyzer:
     def _push_track(self, track: _Track, grey: np.ndarray, face: FaceLandmarks, t: float,
                     index: int) -> list[Event]:
         aperture = float(np.mean(eye_aperture(face.points, track.scheme)))
+        eyes_closing = track.spotter.blinks.partly_closed(aperture)
         t0 = time.perf_counter()
-        crop, points, to_crop = track.align(
-            grey, face, eyes_closing=track.spotter.blinks.partly_closed(aperture))
+        crop, points, to_crop = track.align(grey, face, eyes_closing=eyes_closing)
         t1 = time.perf_counter()
         kernel_before = track.kernel_seconds
         if self.stage_times is not None:

@@ -7,11 +7,14 @@ reference crop (dense flow, nose-bridge motion subtracted):
   before the last event's offset, so an event does not echo). A region whose
   displacement exceeds its threshold (a multiple of its own running noise
   level, with an absolute floor) starts a candidate event. A second check,
-  ten times a second against the frame ``macro_lag`` back, catches
-  macro-expressions that rise too slowly for ``detect_lag``.
+  ten times a second over about ``macro_lag``, catches macro-expressions
+  that rise too slowly for ``detect_lag``; it adds up consecutive idle
+  comparisons instead of running a flow of its own.
 * **active**: the reference is frozen at that pre-onset frame (the anchor),
   so each frame's displacement is the expression's own profile: it rises
-  from zero at the onset, peaks at the apex and returns at the offset. Frames
+  from zero at the onset, peaks at the apex and returns at the offset. The
+  motion over the last ``detect_lag`` (is the face still moving?) is the
+  difference of two points of that profile, so a frame costs one flow. Frames
   between the anchor and the trigger are back-filled so the onset is found.
   The event ends when the displacement stays below a fraction of its peak for
   ``hold`` seconds; it is then classified and emitted (streaming delay =
@@ -409,6 +412,9 @@ class TrackSpotter:
         self._start_t: float | None = None
         self._last_check = -math.inf
         self._last_macro_check = -math.inf
+        # Each idle check's comparison, by frame index: (reference, vectors).
+        # Chained, they give the motion over longer lags without more flow.
+        self._links: dict[int, tuple[FrameRecord, np.ndarray]] = {}
         self._rigid_history: deque[tuple[float, np.ndarray]] = deque()
         self.blinks = BlinkDetector(self.config.blink_ratio)
         self.speech = SpeechDetector(self.config.speech_power)
@@ -435,18 +441,10 @@ class TrackSpotter:
         cand = self._candidate
         if cand is not None:
             pairs.append((cand.anchor, record))
-            if not (record.eyes_closing or self.blinks.closing):
-                lag_ref = self._lag_reference(t, not_before=cand.anchor.t)
-                if lag_ref is not None and lag_ref is not record:
-                    pairs.append((lag_ref, record))
         elif t - self._last_check >= 0.9 / cfg.check_rate:
             ref = self._idle_reference(t)
             if ref is not None and ref is not record:
                 pairs.append((ref, record))
-                if t - self._last_macro_check >= 0.9 / cfg.macro_check_rate:
-                    slow = self._slow_reference(t)
-                    if slow is not None and slow.t < ref.t:
-                        pairs.append((slow, record))
         return pairs
 
     # ------------------------------------------------------------ thresholds
@@ -563,6 +561,7 @@ class TrackSpotter:
                 return []
             self._last_check = t
             vec = self._vectors(ref, record)
+            self._link(record, ref, vec)
             mag = np.hypot(vec[:, 0], vec[:, 1])
             thr = self._thresholds(head=self._head_motion(ref, record))
             ratio = self._ratios(mag, thr)
@@ -582,7 +581,7 @@ class TrackSpotter:
                 self._update_noise(t, mag, float(np.nanmax(ratio)))
                 if warm and t - self._last_macro_check >= 0.9 / cfg.macro_check_rate:
                     self._last_macro_check = t
-                    self._check_slow_rise(record, ref, t, speaking)
+                    self._check_slow_rise(record, t, speaking)
             return []
         return self._continue(record, speaking)
 
@@ -603,20 +602,48 @@ class TrackSpotter:
         return events
 
     # ------------------------------------------------------------ internals
-    def _check_slow_rise(self, record: FrameRecord, short_ref: FrameRecord, t: float, speaking: bool) -> None:
+    def _check_slow_rise(self, record: FrameRecord, t: float, speaking: bool) -> None:
         """Start a candidate on movement over ``macro_lag`` that ``detect_lag`` is too short to see."""
-        ref = self._slow_reference(t)
-        if ref is None or ref.t >= short_ref.t:
-            return
-        vec = self._vectors(ref, record)
+        chain = self._chain(record, self.config.macro_lag)
+        if len(chain) < 2:
+            return  # no longer than the idle check itself
+        ref = chain[-1][0]
+        vec = sum(v for _, v in chain)
+        # The frames along the chain, measured from its far end, for the back-fill.
+        known = {}
+        partial = vec
+        for link_ref, v in chain[:-1]:
+            partial = partial - v
+            known[link_ref.index] = partial
         _, act = self._activity(vec, t, speaking, ref.eyes_closing or record.eyes_closing,
-                                    age=t - ref.t, head=self._head_motion(ref, record))
+                                age=t - ref.t, head=self._head_motion(ref, record))
         if act > 1.0 and not self._releases_parked(vec):
             log.debug("slow rise over %.2f s", t - ref.t)
-            self._start(ref, record, vec, t, backfill_rate=2.0 * self.config.macro_check_rate)
+            self._start(ref, record, vec, t, backfill_rate=2.0 * self.config.macro_check_rate, known=known)
 
-    def _slow_reference(self, t: float) -> FrameRecord | None:
-        return self._lag_reference(t, not_before=self._last_offset, lag=self.config.macro_lag)
+    def _link(self, record: FrameRecord, ref: FrameRecord, vec: np.ndarray) -> None:
+        """Keep an idle comparison for :meth:`_chain`; drop those too old to be chained."""
+        self._links[record.index] = (ref, vec)
+        horizon = record.t - self.config.macro_lag - 2.0 * self.config.detect_lag
+        for index in [i for i, (r, _) in self._links.items() if r.t < horizon]:
+            del self._links[index]
+
+    def _chain(self, record: FrameRecord, lag: float) -> list[tuple[FrameRecord, np.ndarray]]:
+        """Idle comparisons linking ``record`` back about ``lag`` seconds, newest first.
+
+        The vectors of consecutive comparisons add up (their shared frame
+        cancels), so their sum is the motion from the last reference to
+        ``record``. Stops at the last event's offset or at a frame never checked.
+        """
+        chain = []
+        cur = record
+        while record.t - cur.t < lag - 0.5 * self.config.detect_lag:
+            link = self._links.get(cur.index)
+            if link is None or link[0].t < self._last_offset:
+                break
+            chain.append(link)
+            cur = link[0]
+        return chain
 
     @staticmethod
     def _releasing(cand: _Candidate) -> bool:
@@ -627,9 +654,10 @@ class TrackSpotter:
 
     def _idle_reference(self, t: float) -> FrameRecord | None:
         """The latest frame at least ``detect_lag`` back, after the last event,
-        with open eyes (falls back to the oldest usable frame)."""
+        with open eyes (falls back to the oldest usable frame). One that was
+        itself checked is preferred, so that checks chain (:meth:`_chain`)."""
         target = t - self.config.detect_lag
-        ref = None
+        ref = checked = None
         for rec in self._buffer:
             if rec.t < self._last_offset:
                 continue
@@ -637,6 +665,10 @@ class TrackSpotter:
                 break
             if not rec.eyes_closing or ref is None:
                 ref = rec
+                if not rec.eyes_closing and rec.index in self._links:
+                    checked = rec
+        if checked is not None and ref.t - checked.t <= 2.0 / self.config.check_rate:
+            return checked
         return ref
 
     def _ratios(self, mag: np.ndarray, thr: np.ndarray) -> np.ndarray:
@@ -666,6 +698,18 @@ class TrackSpotter:
                 ref = rec
         return ref
 
+    def _recent_index(self, cand: _Candidate, t: float) -> int:
+        """Index in ``cand`` of the open-eyed frame about ``detect_lag`` before ``t``
+        (-1: the anchor), chosen as :meth:`_lag_reference` chooses in the buffer."""
+        target = t - self.config.detect_lag
+        found = -1
+        for i, (tt, rec) in enumerate(zip(cand.times[:-1], cand.records[:-1])):
+            if tt > target:
+                break
+            if not rec.eyes_closing:
+                found = i
+        return found
+
     def _mask_nuisances(self, ratio: np.ndarray, t: float, speaking: bool,
                         eyes_closing: bool = False) -> None:
         if eyes_closing or self.blinks.closing or self.blinks.overlaps(t - 0.05, t):
@@ -681,7 +725,7 @@ class TrackSpotter:
         self.last_signals = signals
 
     def _start(self, anchor: FrameRecord, record: FrameRecord, vec: np.ndarray, t: float,
-               backfill_rate: float | None = None) -> None:
+               backfill_rate: float | None = None, known: dict[int, np.ndarray] | None = None) -> None:
         cand = _Candidate(anchor=anchor, trigger_t=t)
         # Back-fill the frames between the anchor and the trigger.
         between = [r for r in self._buffer if anchor.t < r.t < record.t]
@@ -693,8 +737,10 @@ class TrackSpotter:
                 cand.times.append(rec.t)
                 cand.records.append(rec)
                 last = rec.t
-        self._compute_together([(anchor, rec) for rec in cand.records])
-        cand.vectors = [self._vectors(anchor, rec) for rec in cand.records]
+        known = known or {}
+        self._compute_together([(anchor, rec) for rec in cand.records if rec.index not in known])
+        cand.vectors = [known[rec.index] if rec.index in known else self._vectors(anchor, rec)
+                        for rec in cand.records]
         cand.times.append(t)
         cand.vectors.append(vec)
         cand.records.append(record)
@@ -756,12 +802,15 @@ class TrackSpotter:
         # before it) so one long candidate cannot swallow later events; a
         # long still spell away from the anchor is a pose, lighting or drift
         # shift. Either way keep a rise-and-fall that happened before.
-        lag_ref = self._lag_reference(t, not_before=cand.anchor.t)
         # A blink shakes the regions around the eyes: it says nothing about
         # whether the expression moves.
         blinking_now = record.eyes_closing or self.blinks.closing
-        if lag_ref is not None and lag_ref is not record and not blinking_now:
-            lag_vec = self._vectors(lag_ref, record)
+        lag_i = self._recent_index(cand, t)
+        if not blinking_now:
+            lag_ref = cand.records[lag_i] if lag_i >= 0 else cand.anchor
+            # Both profiles share the anchor: their difference is the motion
+            # since lag_ref, without a flow of its own.
+            lag_vec = vec - cand.vectors[lag_i] if lag_i >= 0 else vec
             lag_act = self._activity(lag_vec, t, speaking, record.eyes_closing or lag_ref.eyes_closing,
                                      head=self._head_motion(lag_ref, record))[1]
             moving = lag_act >= 1.0
@@ -777,7 +826,10 @@ class TrackSpotter:
                     events = self._salvage(cand, t)
                 else:  # held at a clear apex: it may still end as an expression
                     events = self._park(cand, t)
-                self._start(lag_ref, record, lag_vec, t)
+                known = {rec.index: v - cand.vectors[lag_i] for rec, v in
+                         zip(cand.records[lag_i + 1:-1], cand.vectors[lag_i + 1:-1])} if lag_i >= 0 else \
+                    {rec.index: v for rec, v in zip(cand.records[:-1], cand.vectors[:-1])}
+                self._start(lag_ref, record, lag_vec, t, known=known)
                 return events
             if moving:
                 cand.still_since = None
