@@ -58,6 +58,9 @@ _GROUP_OF = np.array([GROUP_NAMES.index(REGION_GROUPS[n]) if REGION_GROUPS[n] in
 _EYES = GROUP_NAMES.index("eyes")
 _BROWS = GROUP_NAMES.index("brows")
 _MOUTH_GROUPS = {GROUP_NAMES.index("mouth"), GROUP_NAMES.index("chin")}
+# Speech's first syllable or two move the mouth before their swings are fast
+# enough to count: the spell reaches back this far for the mouth regions.
+SPEECH_LEAD = 0.3
 
 
 @dataclass(frozen=True)
@@ -281,8 +284,10 @@ class SpeechDetector:
         # The spell spans the swings themselves, not the detection delay.
         return self.swings >= self.min_swings
 
-    def active_at(self, t: float) -> bool:
-        return any(start <= t <= end + self.hangover for start, end in self.spells[-8:])
+    def active_at(self, t: float, lead: float = 0.0) -> bool:
+        """Whether ``t`` is in a spell (or up to ``lead`` s before one: the mouth
+        moves before the first swing is fast enough to count)."""
+        return any(start - lead <= t <= end + self.hangover for start, end in self.spells[-8:])
 
     def overlaps(self, start: float, end: float) -> bool:
         return any(s <= end and start <= e + self.hangover for s, e in self.spells[-8:])
@@ -923,6 +928,23 @@ class TrackSpotter:
         event = self._finish(cand, apex_i + int(np.argmax(acts[apex_i:] < 0.5 * acts[apex_i])), now)
         return [event] if event is not None else []
 
+    def _without_late_speech(self, cand: _Candidate, acts: np.ndarray) -> np.ndarray:
+        """``acts`` with the mouth masked on frames now known to be speech.
+
+        Speech is recognised a few syllables after it starts, so the first
+        syllables may have counted as movement; the event's apex, onset and
+        offset are then taken from this profile. Returns ``acts`` itself
+        when nothing changed.
+        """
+        if not self.speech.overlaps(cand.times[0], cand.times[len(acts) - 1]):
+            return acts
+        masked = acts.copy()
+        for i, (vec, tt, rec) in enumerate(zip(cand.vectors[: len(acts)], cand.times, cand.records)):
+            if self.speech.active_at(tt, lead=SPEECH_LEAD):
+                masked[i] = min(masked[i], self._activity(vec, tt, True, rec.eyes_closing or cand.anchor.eyes_closing,
+                                                          age=tt - cand.anchor.t)[1])
+        return acts if np.array_equal(masked, acts) else masked
+
     def _settled_index(self, acts: Sequence[float]) -> int:
         """First frame after the apex whose activity is back below the end level (else the last)."""
         acts = np.asarray(acts)
@@ -940,6 +962,10 @@ class TrackSpotter:
         acts = seen[: end_index + 1]
         if acts.size == 0:
             return None
+        unmasked = self._without_late_speech(cand, acts)
+        if unmasked is not acts:
+            end_index = self._settled_index(unmasked)
+            acts = unmasked[: end_index + 1]
         apex_i = int(np.argmax(acts))
         peak = float(acts[apex_i])
         level = self._end_level(peak)
@@ -972,7 +998,7 @@ class TrackSpotter:
             region_peak /= cfg.blink_margin
         active = (region_peak >= 1.0) & (region_peak >= cfg.region_fraction * np.nanmax(region_peak))
         mouth = np.isin(_GROUP_OF, list(_MOUTH_GROUPS))
-        if self.speech.active_at(apex_t) or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
+        if self.speech.active_at(apex_t, lead=SPEECH_LEAD) or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
             active &= ~mouth
         groups = sorted({GROUP_NAMES[g] for g in _GROUP_OF[active] if g >= 0})
         if not groups:

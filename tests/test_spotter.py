@@ -39,10 +39,11 @@ def field(pattern, scale):
     return out
 
 
-def run(duration, components, *, fps=FPS, seed=0, aperture=lambda t: 0.3, pose=None):
+def run(duration, components, *, fps=FPS, seed=0, aperture=lambda t: 0.3, pose=None, opening=None):
     """Push ``duration`` s of frames; ``components`` is a list of (pattern, profile(t)).
 
-    ``pose(t)``: the frame -> crop similarity (2x3) of each frame.
+    ``pose(t)``: the frame -> crop similarity (2x3) of each frame;
+    ``opening(t)``: the mouth's opening velocity, IOD/s.
     """
     times = np.arange(0.0, duration, 1.0 / fps)
     disp = {i: sum((field(p, f(t)) for p, f in components), np.zeros((len(REGION_NAMES), 2)))
@@ -59,7 +60,8 @@ def run(duration, components, *, fps=FPS, seed=0, aperture=lambda t: 0.3, pose=N
         record = FrameRecord(t=float(t), index=i, crop=crop, points=np.zeros((1, 2)),
                              to_crop=None if pose is None else pose(t))
         events += spotter.push(record, aperture=float(aperture(t)), lip_gap=0.05,
-                               opening_velocity=None, rigid_shape=None)
+                               opening_velocity=None if opening is None else float(opening(t)),
+                               rigid_shape=None)
     events += spotter.flush()
     return [e for e in events if e.kind != "blink"]
 
@@ -290,3 +292,27 @@ def test_heavy_tailed_noise_and_jolts_are_not_speech():
         velocities -= 0.2 * np.exp(-0.5 * ((times - jolt - 0.1) / 0.03) ** 2)
     spells, active = _spells(times, velocities)
     assert spells == [] and not active.any()
+
+
+CHEEK_RAISE = {"cheek_right": (0.0, -1.5), "cheek_left": (0.0, -1.5),
+               "eye_lower_right": (0.0, -1.2), "eye_lower_left": (0.0, -1.2)}
+TALKING = {"lower_lip": (0.0, 1.5), "chin": (0.0, 1.8),
+           "mouth_corner_right": (0.0, 0.5), "mouth_corner_left": (0.0, 0.5)}
+
+
+def test_micro_expression_just_before_speech_keeps_its_own_timing():
+    # Speech is recognised only after a few syllables: the first ones must
+    # not become the apex (and the end) of the micro-expression before them.
+    start, rate = 3.3, 4.5
+
+    def talk(t):
+        t = np.asarray(t, dtype=float)
+        return np.where((t >= start) & (t < 6.0), 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - start)), 0.0)
+
+    def opening(t):  # d/dt of the lower lip's displacement, IOD/s
+        inside = start <= t < 6.0
+        return 1.5 * np.pi * rate * np.sin(2 * np.pi * rate * (t - start)) / IOD if inside else 0.0
+
+    events = run(8.0, [(CHEEK_RAISE, lambda t: raised_cosine(t, 3.0, 3.1, 3.25)), (TALKING, talk)],
+                 opening=opening)
+    assert any(e.kind == "micro" and overlap(e, 3.0, 3.25) >= 0.5 for e in events), events
