@@ -936,13 +936,14 @@ class TrackSpotter:
         offset are then taken from this profile. Returns ``acts`` itself
         when nothing changed.
         """
-        if not self.speech.overlaps(cand.times[0], cand.times[len(acts) - 1]):
+        if not self.speech.overlaps(cand.times[0], cand.times[len(acts) - 1] + SPEECH_LEAD):
             return acts
         masked = acts.copy()
         for i, (vec, tt, rec) in enumerate(zip(cand.vectors[: len(acts)], cand.times, cand.records)):
             if self.speech.active_at(tt, lead=SPEECH_LEAD):
-                masked[i] = min(masked[i], self._activity(vec, tt, True, rec.eyes_closing or cand.anchor.eyes_closing,
-                                                          age=tt - cand.anchor.t)[1])
+                eyes_closing = rec.eyes_closing or cand.anchor.eyes_closing
+                quiet = self._activity(vec, tt, True, eyes_closing, age=tt - cand.anchor.t)[1]
+                masked[i] = min(masked[i], quiet)
         return acts if np.array_equal(masked, acts) else masked
 
     def _settled_index(self, acts: Sequence[float]) -> int:
@@ -962,10 +963,10 @@ class TrackSpotter:
         acts = seen[: end_index + 1]
         if acts.size == 0:
             return None
-        unmasked = self._without_late_speech(cand, acts)
-        if unmasked is not acts:
-            end_index = self._settled_index(unmasked)
-            acts = unmasked[: end_index + 1]
+        hindsight = self._without_late_speech(cand, acts)
+        if hindsight is not acts:
+            end_index = self._settled_index(hindsight)
+            acts = hindsight[: end_index + 1]
         apex_i = int(np.argmax(acts))
         peak = float(acts[apex_i])
         level = self._end_level(peak)
@@ -998,7 +999,8 @@ class TrackSpotter:
             region_peak /= cfg.blink_margin
         active = (region_peak >= 1.0) & (region_peak >= cfg.region_fraction * np.nanmax(region_peak))
         mouth = np.isin(_GROUP_OF, list(_MOUTH_GROUPS))
-        if self.speech.active_at(apex_t, lead=SPEECH_LEAD) or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
+        talking = self.speech.active_at(apex_t, lead=SPEECH_LEAD)
+        if talking or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
             active &= ~mouth
         groups = sorted({GROUP_NAMES[g] for g in _GROUP_OF[active] if g >= 0})
         if not groups:

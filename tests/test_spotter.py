@@ -200,8 +200,8 @@ def test_one_comparison_per_frame_except_where_an_expression_starts():
     # of the frames before a start.
     calls = []
     times = np.arange(0.0, 8.0, 1.0 / FPS)
-    disp = {i: field(SMILE, raised_cosine(t, 2.0, 3.0, 4.4)) + field(BROW_RAISE, raised_cosine(t, 5.5, 5.6, 5.75))
-            for i, t in enumerate(times)}
+    disp = {i: field(SMILE, raised_cosine(t, 2.0, 3.0, 4.4))
+            + field(BROW_RAISE, raised_cosine(t, 5.5, 5.6, 5.75)) for i, t in enumerate(times)}
 
     def vectors(ref, cur):
         calls.append(cur.index)
