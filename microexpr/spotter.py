@@ -81,6 +81,9 @@ class SpotterConfig:
     max_duration: float = 4.5
     stale_time: float = 2.0
     split_still: float = 0.2
+    # A new movement splits a candidate once it lasted this long without a
+    # blink: the lids' first frames move before the landmarks show a blink.
+    split_confirm: float = 0.05
     common_percentile: float = 25.0
     min_duration: float = 0.03
     micro_max: float = 0.5
@@ -369,6 +372,7 @@ class _Candidate:
     records: list[FrameRecord] = field(default_factory=list)
     acts: list[float] = field(default_factory=list)
     still_since: float | None = None
+    split_from: float | None = None  # a new movement after a still spell, since (not yet a split)
     below_since: float | None = None  # activity back under the end level since
     blinked: bool = False  # a blink has begun since the anchor
 
@@ -415,6 +419,7 @@ class TrackSpotter:
         self._parked: list[_Candidate] = []
         self._suspended_until = -math.inf
         self._start_t: float | None = None
+        self._warm = False  # past ``warmup``: checks may start candidates
         self._last_check = -math.inf
         self._last_macro_check = -math.inf
         # Each idle check's comparison, by frame index: (reference, vectors).
@@ -584,9 +589,12 @@ class TrackSpotter:
                 self._start(ref, record, vec, t)
             else:
                 self._update_noise(t, mag, float(np.nanmax(ratio)))
-                if warm and t - self._last_macro_check >= 0.9 / cfg.macro_check_rate:
+                if warm and not self._warm:
+                    self._check_warmup(record, t)
+                elif warm and t - self._last_macro_check >= 0.9 / cfg.macro_check_rate:
                     self._last_macro_check = t
                     self._check_slow_rise(record, t, speaking)
+            self._warm = warm
             return []
         return self._continue(record, speaking)
 
@@ -625,6 +633,27 @@ class TrackSpotter:
         if act > 1.0 and not self._releases_parked(vec):
             log.debug("slow rise over %.2f s", t - ref.t)
             self._start(ref, record, vec, t, backfill_rate=2.0 * self.config.macro_check_rate, known=known)
+
+    def _check_warmup(self, record: FrameRecord, t: float) -> None:
+        """Judge the warm-up's idle checks now that the noise level is known.
+
+        Until ``warmup`` has passed no check may start a candidate (the noise
+        level is not known yet); a movement in those first frames would be
+        over by then. The first check that counts looks back at them and
+        starts a candidate, anchored before the earliest one that moved.
+        """
+        for index in sorted(self._links):
+            ref, vec = self._links[index]
+            then = next((rec for rec in self._buffer if rec.index == index), None)
+            if then is None or then is record:
+                continue
+            speaking = self.speech.active_at(then.t, lead=SPEECH_LEAD)
+            _, act = self._activity(vec, then.t, speaking, ref.eyes_closing or then.eyes_closing,
+                                    head=self._head_motion(ref, then))
+            if act > 1.0:
+                log.debug("warm-up movement at %.2f", then.t)
+                self._start(ref, record, self._vectors(ref, record), t)
+                return
 
     def _link(self, record: FrameRecord, ref: FrameRecord, vec: np.ndarray) -> None:
         """Keep an idle comparison for :meth:`_chain`; drop those too old to be chained."""
@@ -752,6 +781,9 @@ class TrackSpotter:
         cand.acts = [self._activity(v, r.t, False, r.eyes_closing or anchor.eyes_closing,
                                     age=r.t - anchor.t)[1]
                      for v, r in zip(cand.vectors, cand.records)]
+        end = self._settled_index(cand.acts)
+        if max(cand.acts[end:]) < self._end_level(max(cand.acts)):
+            cand.below_since = cand.times[end]  # over before it was seen (warm-up): it ends there
         if log.isEnabledFor(logging.DEBUG):
             ratio = np.hypot(vec[:, 0], vec[:, 1]) / self._thresholds()
             top = np.argsort(ratio)[::-1][:3]
@@ -810,6 +842,8 @@ class TrackSpotter:
         # A blink shakes the regions around the eyes: it says nothing about
         # whether the expression moves.
         blinking_now = record.eyes_closing or self.blinks.closing
+        if blinking_now:
+            cand.split_from = None
         lag_i = self._recent_index(cand, t)
         if not blinking_now:
             lag_ref = cand.records[lag_i] if lag_i >= 0 else cand.anchor
@@ -822,8 +856,13 @@ class TrackSpotter:
             # Motion back towards the anchor is this expression's release
             # (a macro-expression slows to a stop at its apex), not a new one.
             returning = _opposes(lag_vec, vec)
-            if moving and not returning and cand.still_since is not None and \
-                    t - cand.still_since >= cfg.split_still:
+            new_movement = moving and not returning and cand.still_since is not None and \
+                t - cand.still_since >= cfg.split_still
+            if not new_movement:
+                cand.split_from = None
+            elif cand.split_from is None:
+                cand.split_from = t
+            if new_movement and t - cand.split_from >= cfg.split_confirm:
                 self._candidate = None
                 self._last_offset = cand.still_since
                 log.debug("candidate from %.2f split at %.2f (new movement)", cand.anchor.t, t)
@@ -836,7 +875,9 @@ class TrackSpotter:
                     {rec.index: v for rec, v in zip(cand.records[:-1], cand.vectors[:-1])}
                 self._start(lag_ref, record, lag_vec, t, known=known)
                 return events
-            if moving:
+            if new_movement:
+                pass  # not yet confirmed: the still spell stands until it is
+            elif moving:
                 cand.still_since = None
             elif cand.still_since is None:
                 cand.still_since = t
@@ -921,12 +962,38 @@ class TrackSpotter:
 
     def _salvage(self, cand: _Candidate, now: float) -> list[Event]:
         """An interrupted candidate: keep it if it clearly peaked and fell back halfway."""
-        acts = np.asarray(cand.acts)
+        acts = self._across_blinks(cand, np.asarray(cand.acts))
         if acts.size < 2 or not _fell_halfway(acts):
             return []
         apex_i = int(np.argmax(acts))
         event = self._finish(cand, apex_i + int(np.argmax(acts[apex_i:] < 0.5 * acts[apex_i])), now)
         return [event] if event is not None else []
+
+    def _blink_frames(self, cand: _Candidate, n: int) -> np.ndarray:
+        """Which of the candidate's first ``n`` frames fall in a blink (lids moving)."""
+        return np.array([rec.eyes_closing or self.blinks.overlaps(tt, tt)
+                         for tt, rec in zip(cand.times[:n], cand.records[:n])], dtype=bool)
+
+    def _across_blinks(self, cand: _Candidate, acts: np.ndarray) -> np.ndarray:
+        """``acts`` with the eyes and brows bridged over the frames of a blink.
+
+        A blink shakes the regions around the eyes for a few frames: its
+        peak must not become the apex, onset or offset of an expression it
+        happens inside. On those frames the activity is that of the other
+        regions, or the line between the frames either side if higher.
+        Returns ``acts`` itself when nothing changed.
+        """
+        in_blink = self._blink_frames(cand, len(acts))
+        if not in_blink.any() or in_blink.all():
+            return acts
+        index = np.arange(len(acts))
+        bridged = np.interp(index, index[~in_blink], acts[~in_blink])
+        for i in np.flatnonzero(in_blink):
+            tt = cand.times[i]
+            ratio, _ = self._activity(cand.vectors[i], tt, False, True, age=tt - cand.anchor.t)
+            ratio[_GROUP_OF == _BROWS] = 0.0
+            bridged[i] = min(acts[i], max(bridged[i], float(np.nanmax(ratio))))
+        return acts if np.array_equal(bridged, acts) else bridged
 
     def _without_late_speech(self, cand: _Candidate, acts: np.ndarray) -> np.ndarray:
         """``acts`` with the mouth masked on frames now known to be speech.
@@ -963,7 +1030,7 @@ class TrackSpotter:
         acts = seen[: end_index + 1]
         if acts.size == 0:
             return None
-        hindsight = self._without_late_speech(cand, acts)
+        hindsight = self._across_blinks(cand, self._without_late_speech(cand, acts))
         if hindsight is not acts:
             end_index = self._settled_index(hindsight)
             acts = hindsight[: end_index + 1]
@@ -993,7 +1060,11 @@ class TrackSpotter:
             # below only against each other.
             eye_peak = float(np.nanmax(region_peak[_GROUP_OF == _EYES]))
             brows = _GROUP_OF == _BROWS
-            region_peak[brows & (region_peak < cfg.region_fraction * eye_peak)] = 0.0
+            # Brows that move on frames without the blink move on their own.
+            clear = ~self._blink_frames(cand, end_index + 1)
+            own = np.nanmax(mags[clear], axis=0) / thr if clear.any() else np.zeros(N_REGIONS)
+            bleed = brows & (region_peak < cfg.region_fraction * eye_peak)
+            region_peak[bleed] = own[bleed]
             region_peak[_GROUP_OF == _EYES] = 0.0
             # Moving eye landmarks jolt the alignment: ask the rest for a margin.
             region_peak /= cfg.blink_margin

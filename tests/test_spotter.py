@@ -168,6 +168,29 @@ def test_micro_expression_just_before_a_blink_is_kept():
     assert events[0].kind == "micro" and overlap(events[0], 3.0, 3.2) >= 0.5
 
 
+def test_micro_expression_during_the_warm_up_is_found():
+    # Over before the noise level is known (warmup, 1 s): judged once it is.
+    events = run(4.0, [(BROW_RAISE, lambda t: raised_cosine(t, 0.55, 0.63, 0.75))])
+    assert len(events) == 1, events
+    assert events[0].kind == "micro" and overlap(events[0], 0.55, 0.75) >= 0.5
+
+
+BROW_LOWER = {"brow_inner_right": (0.8, 1.6), "brow_inner_left": (-0.8, 1.6),
+              "brow_outer_right": (0.0, 1.0), "brow_outer_left": (0.0, 1.0)}
+
+
+def test_brows_lowered_through_two_blinks_are_one_expression():
+    # Neither blink may become the expression's apex or split it.
+    def blinks(t):
+        return blink(t, 2.5, 2.75) + blink(t, 4.0, 4.25)
+
+    events = run(9.0, [(BROW_LOWER, lambda t: held(t, 2.0, 3.0, 5.0, 5.8)), (LIDS_CLOSING, blinks)],
+                 aperture=lambda t: 0.3 * (1.0 - 0.8 * blinks(t)))
+    assert len(events) == 1, events
+    assert events[0].kind == "macro" and overlap(events[0], 2.0, 5.8) >= 0.5
+    assert events[0].regions == ["brows"] and 4 in events[0].aus
+
+
 def test_event_still_open_when_the_stream_stops_ends_where_it_settled():
     events = run(4.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 2.2, 2.45))])
     assert len(events) == 1, events
