@@ -419,7 +419,7 @@ class TrackSpotter:
         self._parked: list[_Candidate] = []
         self._suspended_until = -math.inf
         self._start_t: float | None = None
-        self._warm = False  # past ``warmup``: checks may start candidates
+        self._warm = False  # the last idle check was past ``warmup`` (the first that is looks back)
         self._last_check = -math.inf
         self._last_macro_check = -math.inf
         # Each idle check's comparison, by frame index: (reference, vectors).
@@ -783,7 +783,7 @@ class TrackSpotter:
                      for v, r in zip(cand.vectors, cand.records)]
         end = self._settled_index(cand.acts)
         if max(cand.acts[end:]) < self._end_level(max(cand.acts)):
-            cand.below_since = cand.times[end]  # over before it was seen (warm-up): it ends there
+            cand.below_since = cand.times[end]  # over before it was seen (the warm-up's look-back)
         if log.isEnabledFor(logging.DEBUG):
             ratio = np.hypot(vec[:, 0], vec[:, 1]) / self._thresholds()
             top = np.argsort(ratio)[::-1][:3]

@@ -175,12 +175,13 @@ def test_micro_expression_during_the_warm_up_is_found():
     assert events[0].kind == "micro" and overlap(events[0], 0.55, 0.75) >= 0.5
 
 
-BROW_LOWER = {"brow_inner_right": (0.8, 1.6), "brow_inner_left": (-0.8, 1.6),
-              "brow_outer_right": (0.0, 1.0), "brow_outer_left": (0.0, 1.0)}
+BROW_LOWER = {"brow_inner_right": (0.64, 1.28), "brow_inner_left": (-0.64, 1.28),
+              "brow_outer_right": (0.0, 0.8), "brow_outer_left": (0.0, 0.8)}
 
 
 def test_brows_lowered_through_two_blinks_are_one_expression():
-    # Neither blink may become the expression's apex or split it.
+    # The lids move about five times as far as the brows: neither blink may
+    # become the expression's apex, nor make its brows count as the blink's.
     def blinks(t):
         return blink(t, 2.5, 2.75) + blink(t, 4.0, 4.25)
 
