@@ -77,6 +77,14 @@ class SpotterConfig:
     noise_factor: float = 3.0
     floor: float = 0.006
     end_fraction: float = 0.15
+    # An event's onset and offset are then moved out to where its motion,
+    # projected on the apex direction of its regions, falls to this fraction
+    # of the apex or to edge_sigmas times its noise: the activity (largest
+    # region over its threshold) crosses end_fraction well inside a smooth
+    # rise and fall.
+    edge_fraction: float = 0.05
+    edge_sigmas: float = 3.0
+    edge_reach: float = 0.5
     hold: float = 0.1
     max_duration: float = 4.5
     stale_time: float = 2.0
@@ -1013,6 +1021,43 @@ class TrackSpotter:
                 masked[i] = min(masked[i], quiet)
         return acts if np.array_equal(masked, acts) else masked
 
+    def _widen_to_edges(self, cand: _Candidate, n_seen: int, onset_i: int, offset_i: int,
+                        apex_vectors: np.ndarray) -> tuple[int, int]:
+        """Onset and offset indices moved out to where the movement starts and ends.
+
+        The candidate's motion is projected on ``apex_vectors`` (the active
+        regions' apex displacements, zero elsewhere): a signed profile, 1 at
+        the apex, whose noise averages down over the regions (a magnitude's
+        never goes below its noise floor). The onset moves back and the
+        offset on (over frames seen during the hold) while that profile stays
+        above ``edge_fraction`` and ``edge_sigmas`` times its noise; blink
+        frames stop them.
+        """
+        cfg = self.config
+        norm = float(np.sum(apex_vectors ** 2))
+        onset_t = cand.times[onset_i - 1] if onset_i > 0 else cand.anchor.t
+        if norm <= 0.0 or cand.times[offset_i] - onset_t <= cfg.micro_max:
+            return onset_i, offset_i
+        vectors = np.nan_to_num(np.stack(cand.vectors[:n_seen]))
+        profile = np.einsum("nrc,rc->n", vectors, apex_vectors) / norm
+        # Frame-to-frame noise from the second differences (a smooth rise and
+        # fall has little curvature): sqrt(6) sigma, and a MAD of 0.674 sigma.
+        curvature = np.abs(np.diff(profile, 2))
+        noise = float(np.median(curvature)) / (0.674 * math.sqrt(6.0)) if curvature.size else 0.0
+        edge = max(cfg.edge_fraction, cfg.edge_sigmas * noise)
+        in_blink = self._blink_frames(cand, n_seen)
+        times = cand.times
+        apex_i = int(np.argmax(profile[: offset_i + 1]))
+        earliest = onset_t - cfg.edge_reach * (times[apex_i] - onset_t)
+        latest = times[offset_i] + cfg.edge_reach * (times[offset_i] - times[apex_i])
+        while onset_i > 1 and profile[onset_i - 1] > edge and not in_blink[onset_i - 1] and \
+                times[onset_i - 2] >= earliest:
+            onset_i -= 1
+        while offset_i + 1 < n_seen and profile[offset_i] > edge and not in_blink[offset_i + 1] and \
+                times[offset_i + 1] <= latest:
+            offset_i += 1
+        return onset_i, offset_i
+
     def _settled_index(self, acts: Sequence[float]) -> int:
         """First frame after the apex whose activity is back below the end level (else the last)."""
         acts = np.asarray(acts)
@@ -1083,6 +1128,11 @@ class TrackSpotter:
         # all peak on the same frame, and a nuisance may set the global apex.
         peak_frame = np.argmax(np.nan_to_num(mags, nan=-1.0), axis=0)
         apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
+        onset_i, offset_i = self._widen_to_edges(cand, len(seen), onset_i, end_index,
+                                                 np.where(active[:, None], apex_vec, 0.0))
+        onset_t = cand.times[onset_i - 1] if onset_i > 0 else cand.anchor.t
+        offset_t = cand.times[offset_i]
+        duration = offset_t - onset_t
         blend_delta = None
         onset_rec = cand.records[max(onset_i - 1, 0)]
         apex_rec = cand.records[apex_i]
@@ -1096,7 +1146,6 @@ class TrackSpotter:
             log.debug("drop %.2f-%.2f: no AU explains the motion %s", onset_t, offset_t, groups)
             return None  # gaze shift or noise
         emotion, emotion_conf = classify_emotion(aus, asymmetry, groups=groups)
-        duration = offset_t - onset_t
         kind = "micro" if duration <= cfg.micro_max + 1e-9 else "macro"
         confidence = float(1.0 - math.exp(-(peak - 1.0) / 2.0)) if peak > 1.0 else 0.0
         return Event(onset=onset_t, apex=apex_t, offset=offset_t, kind=kind,

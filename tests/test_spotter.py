@@ -128,6 +128,19 @@ def blink(t, onset=3.3, offset=3.55):
     return raised_cosine(t, onset, onset + 0.4 * (offset - onset), offset)
 
 
+@pytest.mark.parametrize("fps", [25.0, 200.0])
+def test_faint_macro_expression_reaches_out_to_its_onset_and_offset(fps):
+    # Peak activity about twice the threshold: the largest region crosses the
+    # end level a quarter of the way into the rise and fall; the projected
+    # profile of all four regions is followed further out.
+    faint_smile = {name: tuple(0.4 * v for v in vec) for name, vec in SMILE.items()}
+    events = run(9.0, [(faint_smile, lambda t: raised_cosine(t, 2.0, 3.2, 5.0))], fps=fps)
+    assert len(events) == 1, events
+    (event,) = events
+    assert event.onset < 2.25 and event.offset > 4.4, event
+    assert overlap(event, 2.0, 5.0) >= 0.7
+
+
 def test_blink_during_a_smile_leaves_the_smile():
     # The lids' motion dwarfs the mouth's; the smile must survive the blink.
     events = run(8.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 3.2, 4.8)), (LIDS_CLOSING, blink)],
