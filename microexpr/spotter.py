@@ -18,7 +18,9 @@ reference crop (dense flow, nose-bridge motion subtracted):
   between the anchor and the trigger are back-filled so the onset is found.
   The event ends when the displacement stays below a fraction of its peak for
   ``hold`` seconds; it is then classified and emitted (streaming delay =
-  offset confirmation). Movements that never settle within ``max_duration``
+  offset confirmation). A macro-length event's onset and offset are first
+  followed out along its motion projected on the apex direction, which
+  reaches a small fraction of the apex nearer the true start and end. Movements that never settle within ``max_duration``
   (pose changes, drift) are dropped. A new movement after a still spell
   starts a new candidate; the old one, if held at a clear apex, is parked
   and still ends on its own (a blink or a micro-expression during a held
