@@ -20,8 +20,9 @@ reference crop (dense flow, nose-bridge motion subtracted):
   ``hold`` seconds; it is then classified and emitted (streaming delay =
   offset confirmation). A macro-length event's onset and offset are first
   followed out along its motion projected on the apex direction, which
-  reaches a small fraction of the apex nearer the true start and end. Movements that never settle within ``max_duration``
-  (pose changes, drift) are dropped. A new movement after a still spell
+  reaches a small fraction of the apex nearer the true start and end.
+  Movements that never settle within ``max_duration`` (pose changes, drift)
+  are dropped. A new movement after a still spell
   starts a new candidate; the old one, if held at a clear apex, is parked
   and still ends on its own (a blink or a micro-expression during a held
   macro-expression must not erase it).
@@ -79,11 +80,11 @@ class SpotterConfig:
     noise_factor: float = 3.0
     floor: float = 0.006
     end_fraction: float = 0.15
-    # An event's onset and offset are then moved out to where its motion,
-    # projected on the apex direction of its regions, falls to this fraction
-    # of the apex or to edge_sigmas times its noise: the activity (largest
-    # region over its threshold) crosses end_fraction well inside a smooth
-    # rise and fall.
+    # A macro-length event's onset and offset are then moved out to where its
+    # motion, projected on the apex direction of its regions, falls to
+    # edge_fraction of the apex or to edge_sigmas times its noise, by at most
+    # edge_reach of its rise or fall: the activity (largest region over its
+    # threshold) crosses end_fraction well inside a smooth rise and fall.
     edge_fraction: float = 0.05
     edge_sigmas: float = 3.0
     edge_reach: float = 0.5
@@ -1032,8 +1033,10 @@ class TrackSpotter:
         the apex, whose noise averages down over the regions (a magnitude's
         never goes below its noise floor). The onset moves back and the
         offset on (over frames seen during the hold) while that profile stays
-        above ``edge_fraction`` and ``edge_sigmas`` times its noise; blink
-        frames stop them.
+        above ``edge_fraction`` and ``edge_sigmas`` times its noise, each by
+        at most ``edge_reach`` of its rise or fall; blink frames stop them.
+        Micro-length events keep their indices: a brief rise crosses the end
+        level within a frame of its start.
         """
         cfg = self.config
         norm = float(np.sum(apex_vectors ** 2))
