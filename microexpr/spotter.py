@@ -388,6 +388,11 @@ class _Candidate:
     blinked: bool = False  # a blink has begun since the anchor
 
 
+def _onset_time(cand: _Candidate, onset_i: int) -> float:
+    """The onset of a movement whose first frame is ``onset_i``: the last still frame before it."""
+    return cand.times[onset_i - 1] if onset_i > 0 else cand.anchor.t
+
+
 class TrackSpotter:
     """Streaming spotter for one face track.
 
@@ -1040,7 +1045,7 @@ class TrackSpotter:
         """
         cfg = self.config
         norm = float(np.sum(apex_vectors ** 2))
-        onset_t = cand.times[onset_i - 1] if onset_i > 0 else cand.anchor.t
+        onset_t = _onset_time(cand, onset_i)
         if norm <= 0.0 or cand.times[offset_i] - onset_t <= cfg.micro_max:
             return onset_i, offset_i
         vectors = np.nan_to_num(np.stack(cand.vectors[:n_seen]))
@@ -1090,8 +1095,7 @@ class TrackSpotter:
         onset_i = apex_i
         while onset_i > 0 and acts[onset_i - 1] >= level:
             onset_i -= 1
-        # The onset is the last still frame before the movement.
-        onset_t = cand.times[onset_i - 1] if onset_i > 0 else cand.anchor.t
+        onset_t = _onset_time(cand, onset_i)
         offset_t = cand.times[end_index]
         apex_t = cand.times[apex_i]
         if offset_t - onset_t < cfg.min_duration:
@@ -1135,9 +1139,8 @@ class TrackSpotter:
         apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
         onset_i, offset_i = self._widen_to_edges(cand, len(seen), onset_i, end_index,
                                                  np.where(active[:, None], apex_vec, 0.0))
-        onset_t = cand.times[onset_i - 1] if onset_i > 0 else cand.anchor.t
+        onset_t = _onset_time(cand, onset_i)
         offset_t = cand.times[offset_i]
-        duration = offset_t - onset_t
         blend_delta = None
         onset_rec = cand.records[max(onset_i - 1, 0)]
         apex_rec = cand.records[apex_i]
@@ -1151,6 +1154,7 @@ class TrackSpotter:
             log.debug("drop %.2f-%.2f: no AU explains the motion %s", onset_t, offset_t, groups)
             return None  # gaze shift or noise
         emotion, emotion_conf = classify_emotion(aus, asymmetry, groups=groups)
+        duration = offset_t - onset_t
         kind = "micro" if duration <= cfg.micro_max + 1e-9 else "macro"
         confidence = float(1.0 - math.exp(-(peak - 1.0) / 2.0)) if peak > 1.0 else 0.0
         return Event(onset=onset_t, apex=apex_t, offset=offset_t, kind=kind,
