@@ -848,6 +848,8 @@ class TrackSpotter:
             event = self._finish(cand, end_index, t, acts=acts)
             log.debug("end at %.2f -> %s", cand.times[end_index], event and (event.kind, round(event.onset, 2)))
             self._candidate = None
+            # Not the widened offset: measured, references after it lost
+            # more events than the tail they kept out.
             self._last_offset = cand.times[end_index]
             return [event] if event is not None else []
         # The short-lag activity tells whether the face is moving now. After
