@@ -18,14 +18,21 @@ reference crop (dense flow, nose-bridge motion subtracted):
   between the anchor and the trigger are back-filled so the onset is found.
   The event ends when the displacement stays below a fraction of its peak for
   ``hold`` seconds; it is then classified and emitted (streaming delay =
-  offset confirmation). A macro-length event's onset and offset are first
-  followed out along its motion projected on the apex direction, which
-  reaches a small fraction of the apex nearer the true start and end.
+  offset confirmation). An event whose own regions (those of its apex
+  frame) were back below half within ``micro_max`` of its onset ends there,
+  whatever the other regions still do. A macro-length event's onset and
+  offset are first followed out along its motion projected on the apex
+  direction, which reaches a small fraction of the apex nearer the true
+  start and end.
   Movements that never settle within ``max_duration`` (pose changes, drift)
-  are dropped. A new movement after a still spell
+  are dropped, and so are interrupted candidates whose own regions never
+  came back halfway (a shift that stays, such as the rest of a large
+  expression's fall, seems to fade only because thresholds grow with the
+  time since the anchor). A new movement after a still spell
   starts a new candidate; the old one, if held at a clear apex, is parked
-  and still ends on its own (a blink or a micro-expression during a held
-  macro-expression must not erase it).
+  and still ends on its own, its apex and regions taken from before it was
+  parked (a blink or a micro-expression during a held macro-expression must
+  not erase it).
 
 Nuisances: blinks are found from the eyelid aperture and reported as
 ``blink`` events; eye-only movements during a blink are not expressions.
@@ -89,6 +96,10 @@ class SpotterConfig:
     edge_sigmas: float = 3.0
     edge_reach: float = 0.5
     hold: float = 0.1
+    # An event whose apex regions fell back below this fraction of their apex
+    # within micro_max of its onset, for good, ends there: activity left in
+    # other regions (drift, a nod) is not part of it.
+    release_fraction: float = 0.5
     max_duration: float = 4.5
     stale_time: float = 2.0
     split_still: float = 0.2
@@ -386,6 +397,7 @@ class _Candidate:
     split_from: float | None = None  # a new movement after a still spell, since (not yet a split)
     below_since: float | None = None  # activity back under the end level since
     blinked: bool = False  # a blink has begun since the anchor
+    parked_at: float | None = None  # a newer movement took over after this (see TrackSpotter._park)
 
 
 def _onset_time(cand: _Candidate, onset_i: int) -> float:
@@ -625,7 +637,10 @@ class TrackSpotter:
         self._parked = []
         for cand in pending:
             # The stream may stop long after the movement settled: end where
-            # the activity fell back, not at the last frame.
+            # the activity fell back, not at the last frame; one that never
+            # came back is a shift (or the rest of an expression's fall).
+            if self._came_back(cand, np.asarray(cand.acts)) is None:
+                continue
             event = self._finish(cand, self._settled_index(cand.acts), cand.times[-1])
             events += [event] if event is not None else []
         return events
@@ -887,7 +902,7 @@ class TrackSpotter:
                 if _fell_halfway(cand.acts) or max(cand.acts) < cfg.clear_peak:
                     events = self._salvage(cand, t)
                 else:  # held at a clear apex: it may still end as an expression
-                    events = self._park(cand, t)
+                    events = self._park(cand, t, overtaken_at=lag_ref.t)
                 known = {rec.index: v - cand.vectors[lag_i] for rec, v in
                          zip(cand.records[lag_i + 1:-1], cand.vectors[lag_i + 1:-1])} if lag_i >= 0 else \
                     {rec.index: v for rec, v in zip(cand.records[:-1], cand.vectors[:-1])}
@@ -929,14 +944,16 @@ class TrackSpotter:
             return None
         return next(i for i, tt in enumerate(cand.times) if tt >= cand.below_since)
 
-    def _park(self, cand: _Candidate, now: float) -> list[Event]:
-        """Keep a candidate held at its apex alive beside the new one (at most one parked)."""
+    def _park(self, cand: _Candidate, now: float, overtaken_at: float) -> list[Event]:
+        """Keep a candidate held at its apex alive beside the new one (at most one parked);
+        the new one's anchor is at ``overtaken_at``: its movement starts after that."""
         log.debug("park candidate from %.2f at %.2f: peak %.2f now %.2f", cand.anchor.t, now,
                   max(cand.acts), cand.acts[-1])
         events = []
         for old in self._parked:
             events += self._salvage(old, now)
         cand.below_since = None
+        cand.parked_at = overtaken_at
         self._parked = [cand]
         return events
 
@@ -979,13 +996,27 @@ class TrackSpotter:
         return any(_opposes(movement, cand.vectors[int(np.argmax(cand.acts))]) for cand in self._parked)
 
     def _salvage(self, cand: _Candidate, now: float) -> list[Event]:
-        """An interrupted candidate: keep it if it clearly peaked and fell back halfway."""
+        """An interrupted candidate: keep it if it clearly peaked and fell back halfway.
+
+        Halfway in its own regions' motion (:meth:`_own_profile`), not in the
+        activity: thresholds grow with the time since the anchor, so a shift
+        that stays (a pose, the rest of an expression's fall) would seem to fade.
+        """
         acts = self._across_blinks(cand, np.asarray(cand.acts))
         if acts.size < 2 or not _fell_halfway(acts):
             return []
-        apex_i = int(np.argmax(acts))
-        event = self._finish(cand, apex_i + int(np.argmax(acts[apex_i:] < 0.5 * acts[apex_i])), now)
+        halfway = self._came_back(cand, acts)
+        event = self._finish(cand, halfway, now) if halfway is not None else None
         return [event] if event is not None else []
+
+    def _came_back(self, cand: _Candidate, acts: np.ndarray) -> int | None:
+        """Index where the candidate's own motion fell back below half its apex, or None."""
+        apex_i = int(np.argmax(acts))
+        profile = self._own_profile(cand, apex_i, len(acts) - 1)
+        if profile is None or not np.any(profile < 0.5):
+            log.debug("candidate from %.2f did not come back: a shift, not an expression", cand.anchor.t)
+            return None
+        return apex_i + int(np.argmax(profile < 0.5))
 
     def _blink_frames(self, cand: _Candidate, n: int) -> np.ndarray:
         """Which of the candidate's first ``n`` frames fall in a blink (lids moving)."""
@@ -1070,6 +1101,57 @@ class TrackSpotter:
             offset_i += 1
         return onset_i, offset_i
 
+    def _own_profile(self, cand: _Candidate, apex_i: int, stop: int) -> np.ndarray | None:
+        """The anchored motion of frames ``apex_i..stop`` projected on the apex frame's own
+        regions (those within half of its strongest): 1 at the apex, 0 back at the anchor.
+
+        Other regions drifting, and the thresholds growing with the time since
+        the anchor, do not move it. ``None`` when the apex frame has no motion.
+        """
+        tt = cand.times[apex_i]
+        ratio, peak = self._activity(cand.vectors[apex_i], tt, self.speech.active_at(tt, lead=SPEECH_LEAD),
+                                     cand.records[apex_i].eyes_closing or cand.anchor.eyes_closing,
+                                     age=tt - cand.anchor.t)
+        own = np.nan_to_num(ratio) >= 0.5 * peak
+        apex_vec = np.where(own[:, None], np.nan_to_num(cand.vectors[apex_i]), 0.0)
+        norm = float(np.sum(apex_vec ** 2))
+        if peak <= 0.0 or norm <= 0.0:
+            return None
+        vectors = np.nan_to_num(np.stack(cand.vectors[apex_i: stop + 1]))
+        profile = np.einsum("nrc,rc->n", vectors, apex_vec) / norm
+        # Median over ~0.07 s, as the end test smooths the activity.
+        times = np.asarray(cand.times[apex_i: stop + 1])
+        return np.array([np.median(profile[(times >= x - 0.07) & (times <= x)]) for x in times])
+
+    def _brief_release(self, cand: _Candidate, onset_t: float, apex_i: int, end_index: int) -> int:
+        """End index of a brief movement that other regions' drift kept open.
+
+        When the apex frame's own motion (:meth:`_own_profile`) falls below
+        ``release_fraction`` within ``micro_max`` of the onset and never
+        comes back above it, the expression was over there: the activity
+        left (other regions drifting, a nod) is not part of it.
+        """
+        cfg = self.config
+        if cand.times[end_index] - onset_t <= cfg.micro_max:
+            return end_index
+        profile = self._own_profile(cand, apex_i, end_index)
+        if profile is None:
+            return end_index
+        times = np.asarray(cand.times[apex_i: end_index + 1])
+        below = np.flatnonzero(profile < cfg.release_fraction)
+        if below.size == 0 or times[below[0]] - onset_t > cfg.micro_max or \
+                np.any(profile[below[0]:] >= cfg.release_fraction):
+            return end_index
+        half = int(below[0])
+        # It ends where its own motion is about gone, or (drift holding it
+        # up) a fall as long again as the one to half.
+        gone = np.flatnonzero(profile[half:] < 0.5 * cfg.release_fraction)
+        end = half + int(gone[0]) if gone.size else \
+            int(np.searchsorted(times, 2.0 * times[half] - times[0]))
+        end = min(end, len(times) - 1)
+        log.debug("brief release at %.2f (held open to %.2f)", times[end], cand.times[end_index])
+        return apex_i + end
+
     def _settled_index(self, acts: Sequence[float]) -> int:
         """First frame after the apex whose activity is back below the end level (else the last)."""
         acts = np.asarray(acts)
@@ -1091,13 +1173,21 @@ class TrackSpotter:
         if hindsight is not acts:
             end_index = self._settled_index(hindsight)
             acts = hindsight[: end_index + 1]
-        apex_i = int(np.argmax(acts))
+        # A parked candidate's expression is the one before a newer movement
+        # took over: its profile also holds that movement, often larger.
+        own = len(acts) if cand.parked_at is None else \
+            max(1, int(np.searchsorted(cand.times[: len(acts)], cand.parked_at, side="right")))
+        apex_i = int(np.argmax(acts[:own]))
         peak = float(acts[apex_i])
         level = self._end_level(peak)
         onset_i = apex_i
         while onset_i > 0 and acts[onset_i - 1] >= level:
             onset_i -= 1
         onset_t = _onset_time(cand, onset_i)
+        released = self._brief_release(cand, onset_t, apex_i, end_index)
+        brief = released != end_index
+        end_index = released
+        acts = acts[: end_index + 1]
         offset_t = cand.times[end_index]
         apex_t = cand.times[apex_i]
         if offset_t - onset_t < cfg.min_duration:
@@ -1107,7 +1197,7 @@ class TrackSpotter:
         vectors = np.stack(cand.vectors[: end_index + 1])
         mags = np.hypot(vectors[..., 0], vectors[..., 1])
         thr = self._thresholds(age=apex_t - cand.anchor.t)
-        region_peak = np.nanmax(mags, axis=0) / thr
+        region_peak = np.nanmax(mags[:own], axis=0) / thr
         region_peak[REFERENCE_REGION] = 0.0
         blinking = self.blinks.overlaps(onset_t, offset_t)
         if blinking:
@@ -1117,10 +1207,10 @@ class TrackSpotter:
             eye_peak = float(np.nanmax(region_peak[_GROUP_OF == _EYES]))
             brows = _GROUP_OF == _BROWS
             # Brows that move on frames without the blink move on their own.
-            clear = ~self._blink_frames(cand, end_index + 1)
-            own = np.nanmax(mags[clear], axis=0) / thr if clear.any() else np.zeros(N_REGIONS)
+            clear = ~self._blink_frames(cand, min(own, end_index + 1))
+            unblinked = np.nanmax(mags[:own][clear], axis=0) / thr if clear.any() else np.zeros(N_REGIONS)
             bleed = brows & (region_peak < cfg.region_fraction * eye_peak)
-            region_peak[bleed] = own[bleed]
+            region_peak[bleed] = unblinked[bleed]
             region_peak[_GROUP_OF == _EYES] = 0.0
             # Moving eye landmarks jolt the alignment: ask the rest for a margin.
             region_peak /= cfg.blink_margin
@@ -1137,10 +1227,10 @@ class TrackSpotter:
 
         # Each region at its own peak: the regions of one expression do not
         # all peak on the same frame, and a nuisance may set the global apex.
-        peak_frame = np.argmax(np.nan_to_num(mags, nan=-1.0), axis=0)
+        peak_frame = np.argmax(np.nan_to_num(mags[:own], nan=-1.0), axis=0)
         apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
-        onset_i, offset_i = self._widen_to_edges(cand, len(seen), onset_i, end_index,
-                                                 np.where(active[:, None], apex_vec, 0.0))
+        onset_i, offset_i = (onset_i, end_index) if brief else \
+            self._widen_to_edges(cand, len(seen), onset_i, end_index, np.where(active[:, None], apex_vec, 0.0))
         onset_t = _onset_time(cand, onset_i)
         offset_t = cand.times[offset_i]
         blend_delta = None

@@ -168,6 +168,53 @@ def test_movement_during_a_held_macro_expression_does_not_erase_it():
     assert any(e.kind == "micro" and overlap(e, 3.6, 3.85) >= 0.5 for e in events), events
 
 
+def ramp(t, start, end, top):
+    """0 before start, rising linearly to ``top`` at end, held after."""
+    return top * np.clip((np.asarray(t, dtype=float) - start) / (end - start), 0.0, 1.0)
+
+
+MOUTH_CORNERS = {"mouth_corner_right": (-1.0, -2.0), "mouth_corner_left": (1.0, -2.0)}
+DRIFT = {"cheek_right": (0.0, -1.0), "brow_outer_left": (0.0, -1.0)}
+
+
+@pytest.mark.parametrize("fps", [30.0, 200.0])
+@pytest.mark.parametrize("strength", [0.3, 0.4])
+def test_micro_expression_is_not_held_open_by_drift_elsewhere(fps, strength):
+    # A faint mouth flash (0.25 s) while the cheek and a brow drift slowly,
+    # never fast enough to start an event: the drift keeps the anchored
+    # activity above the end level, but the mouth's own motion is back.
+    flash = {name: (strength * x, strength * y) for name, (x, y) in MOUTH_CORNERS.items()}
+    events = run(8.0, [(flash, lambda t: raised_cosine(t, 3.0, 3.1, 3.25)),
+                       (DRIFT, lambda t: ramp(t, 2.0, 3.5, 0.55))], fps=fps)
+    assert len(events) == 1, events
+    assert events[0].kind == "micro" and overlap(events[0], 3.0, 3.25) >= 0.5, events
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+@pytest.mark.parametrize("profile", [(3.0, 3.6, 5.0), (3.0, 4.0, 6.5)])
+def test_strong_macro_expression_leaves_no_event_behind(fps, profile):
+    # The event ends when the activity is down to a fraction of a large peak;
+    # the rest of the fall moves the face from the next reference and never
+    # comes back: a shift, not a second expression.
+    broad_smile = {name: (2.0 * x, 2.0 * y) for name, (x, y) in SMILE.items()}
+    onset, apex, offset = profile
+    events = run(10.0, [(broad_smile, lambda t: raised_cosine(t, onset, apex, offset))], fps=fps)
+    assert len(events) == 1, events
+    assert events[0].kind == "macro" and overlap(events[0], onset, offset) >= 0.7, events
+
+
+@pytest.mark.parametrize("fps", [25.0, 200.0])
+def test_expression_overtaken_by_a_larger_one_keeps_its_own_apex(fps):
+    # Brows raised and held; a broad smile starts while they are still up.
+    # The brows' candidate is parked, and its anchored profile then holds the
+    # smile too: its apex, regions and AUs are its own, not the smile's.
+    events = run(9.0, [(BROW_RAISE, lambda t: held(t, 2.0, 2.5, 3.4, 4.2)),
+                       (SMILE, lambda t: raised_cosine(t, 3.3, 3.9, 4.6))], fps=fps)
+    brows = [e for e in events if "brows" in e.regions and overlap(e, 2.0, 4.2) >= 0.5]
+    assert len(brows) == 1, events
+    assert 2.3 <= brows[0].apex <= 3.4 and 2 in brows[0].aus, brows
+
+
 def test_blink_alone_is_not_an_expression():
     events = run(6.0, [(LIDS_CLOSING, blink)], aperture=lambda t: 0.3 * (1.0 - 0.8 * blink(t)))
     assert events == []
