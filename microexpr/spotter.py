@@ -28,7 +28,9 @@ reference crop (dense flow, nose-bridge motion subtracted):
   are dropped, and so are interrupted candidates whose own regions never
   came back halfway (a shift that stays, such as the rest of a large
   expression's fall, seems to fade only because thresholds grow with the
-  time since the anchor). A new movement after a still spell
+  time since the anchor), and events whose peak against their anchor stays
+  under ``min_peak`` (``macro_min_peak`` for macro-length ones) times the
+  threshold. A new movement after a still spell
   starts a new candidate; the old one, if held at a clear apex, is parked
   and still ends on its own, its apex and regions taken from before it was
   parked (a blink or a micro-expression during a held macro-expression must
@@ -100,6 +102,12 @@ class SpotterConfig:
     # within micro_max of its onset, for good, ends there: activity left in
     # other regions (drift, a nod) is not part of it.
     release_fraction: float = 0.5
+    # An event's peak activity against its anchor must reach min_peak (the
+    # trigger's own comparison may have been noise that the anchor does not
+    # repeat), a macro-length one's macro_min_peak: over a longer window
+    # drift and lighting have more time to cross a threshold.
+    min_peak: float = 1.0
+    macro_min_peak: float = 1.45
     max_duration: float = 4.5
     stale_time: float = 2.0
     split_still: float = 0.2
@@ -1248,6 +1256,9 @@ class TrackSpotter:
         emotion, emotion_conf = classify_emotion(aus, asymmetry, groups=groups)
         duration = offset_t - onset_t
         kind = "micro" if duration <= cfg.micro_max + 1e-9 else "macro"
+        if peak < (cfg.macro_min_peak if kind == "macro" else cfg.min_peak):
+            log.debug("drop %s %.2f-%.2f: peak %.2f against the anchor", kind, onset_t, offset_t, peak)
+            return None
         confidence = float(1.0 - math.exp(-(peak - 1.0) / 2.0)) if peak > 1.0 else 0.0
         return Event(onset=onset_t, apex=apex_t, offset=offset_t, kind=kind,
                      subtle=len(groups) == 1, regions=groups, aus=aus, emotion=emotion,

@@ -141,6 +141,15 @@ def test_faint_macro_expression_reaches_out_to_its_onset_and_offset(fps):
     assert overlap(event, 2.0, 5.0) >= 0.7
 
 
+@pytest.mark.parametrize("fps", [25.0, 200.0])
+def test_macro_length_movement_barely_over_the_noise_is_not_reported(fps):
+    # Over seconds, drift and lighting cross a threshold more easily than in
+    # a brief flash: a macro-length movement must peak at macro_min_peak
+    # times it (the faint smile above, at 0.4, does; this one, at 0.3, not).
+    fainter_smile = {name: tuple(0.3 * v for v in vec) for name, vec in SMILE.items()}
+    assert run(9.0, [(fainter_smile, lambda t: raised_cosine(t, 2.0, 3.2, 5.0))], fps=fps) == []
+
+
 def test_blink_during_a_smile_leaves_the_smile():
     # The lids' motion dwarfs the mouth's; the smile must survive the blink.
     events = run(8.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 3.2, 4.8)), (LIDS_CLOSING, blink)],
