@@ -86,7 +86,12 @@ class SpotterConfig:
     detect_lag: float = 0.3
     anchor_lag: float = 0.6
     drift_exponent: float = 0.25
-    noise_factor: float = 3.0
+    # Thresholds are noise_factor times the noise_percentile of each region's
+    # idle displacement, at least floor IOD: 2.12 x the 75th percentile is
+    # 3 x the median for Gaussian noise, and more where compression noise
+    # has heavier tails (measured: better F1 on both synthetic sets).
+    noise_factor: float = 2.12
+    noise_percentile: float = 75.0
     floor: float = 0.006
     end_fraction: float = 0.15
     # A macro-length event's onset and offset are then moved out to where its
@@ -538,7 +543,7 @@ class TrackSpotter:
         while self._idle_acts and self._idle_acts[0][0] < t - self.config.noise_window:
             self._idle_acts.popleft()
         if t - self._noise_updated > 0.25 and len(self._noise) >= 5:
-            self._noise_level = np.median(np.stack([m for _, m in self._noise]), axis=0)
+            self._noise_level = np.percentile(np.stack([m for _, m in self._noise]), self.config.noise_percentile, axis=0)
             # Activity that still counts as "back to neutral" when ending an event.
             self._idle_level = float(np.percentile([a for _, a in self._idle_acts], 80))
             self._noise_updated = t
