@@ -391,6 +391,24 @@ def _opposes(movement: np.ndarray, displacement: np.ndarray) -> bool:
     return float(np.nansum(movement * displacement)) < 0.0
 
 
+def _project(vectors: Sequence[np.ndarray], apex_vectors: np.ndarray) -> np.ndarray | None:
+    """Each frame's region vectors projected on ``apex_vectors`` (R, 2): 1 where
+    they equal it, 0 at the anchor. ``None`` when ``apex_vectors`` is all zero."""
+    norm = float(np.sum(apex_vectors ** 2))
+    if norm <= 0.0:
+        return None
+    return np.einsum("nrc,rc->n", np.nan_to_num(np.stack(vectors)), apex_vectors) / norm
+
+
+def _trailing_median(values: np.ndarray, times: np.ndarray, window: float) -> np.ndarray:
+    """Median of each value with those up to ``window`` seconds before it (any frame rate)."""
+    index = np.arange(len(values))
+    first = np.searchsorted(times, times - window, side="left")
+    lookback = index[:, None] - np.arange(int(np.max(index - first, initial=0)) + 1)
+    taken = np.where(lookback >= first[:, None], values[np.maximum(lookback, 0)], np.nan)
+    return np.nanmedian(taken, axis=1)
+
+
 def _fell_halfway(acts: Sequence[float]) -> bool:
     """Whether the activity, after its peak, fell below half of it."""
     acts = np.asarray(acts)
@@ -1090,12 +1108,12 @@ class TrackSpotter:
         level within a frame of its start.
         """
         cfg = self.config
-        norm = float(np.sum(apex_vectors ** 2))
         onset_t = _onset_time(cand, onset_i)
-        if norm <= 0.0 or cand.times[offset_i] - onset_t <= cfg.micro_max:
+        if cand.times[offset_i] - onset_t <= cfg.micro_max:
             return onset_i, offset_i
-        vectors = np.nan_to_num(np.stack(cand.vectors[:n_seen]))
-        profile = np.einsum("nrc,rc->n", vectors, apex_vectors) / norm
+        profile = _project(cand.vectors[:n_seen], apex_vectors)
+        if profile is None:
+            return onset_i, offset_i
         # Frame-to-frame noise from the second differences (a smooth rise and
         # fall has little curvature): sqrt(6) sigma, and a MAD of 0.674 sigma.
         curvature = np.abs(np.diff(profile, 2))
@@ -1125,16 +1143,14 @@ class TrackSpotter:
         ratio, peak = self._activity(cand.vectors[apex_i], tt, self.speech.active_at(tt, lead=SPEECH_LEAD),
                                      cand.records[apex_i].eyes_closing or cand.anchor.eyes_closing,
                                      age=tt - cand.anchor.t)
-        own = np.nan_to_num(ratio) >= 0.5 * peak
-        apex_vec = np.where(own[:, None], np.nan_to_num(cand.vectors[apex_i]), 0.0)
-        norm = float(np.sum(apex_vec ** 2))
-        if peak <= 0.0 or norm <= 0.0:
+        if peak <= 0.0:
             return None
-        vectors = np.nan_to_num(np.stack(cand.vectors[apex_i: stop + 1]))
-        profile = np.einsum("nrc,rc->n", vectors, apex_vec) / norm
+        own = np.nan_to_num(ratio) >= 0.5 * peak
+        profile = _project(cand.vectors[apex_i: stop + 1],
+                           np.where(own[:, None], np.nan_to_num(cand.vectors[apex_i]), 0.0))
         # Median over ~0.07 s, as the end test smooths the activity.
-        times = np.asarray(cand.times[apex_i: stop + 1])
-        return np.array([np.median(profile[(times >= x - 0.07) & (times <= x)]) for x in times])
+        return None if profile is None else \
+            _trailing_median(profile, np.asarray(cand.times[apex_i: stop + 1]), 0.07)
 
     def _brief_release(self, cand: _Candidate, onset_t: float, apex_i: int, end_index: int) -> int:
         """End index of a brief movement that other regions' drift kept open.
@@ -1188,9 +1204,9 @@ class TrackSpotter:
             acts = hindsight[: end_index + 1]
         # A parked candidate's expression is the one before a newer movement
         # took over: its profile also holds that movement, often larger.
-        own = len(acts) if cand.parked_at is None else \
+        own_frames = len(acts) if cand.parked_at is None else \
             max(1, int(np.searchsorted(cand.times[: len(acts)], cand.parked_at, side="right")))
-        apex_i = int(np.argmax(acts[:own]))
+        apex_i = int(np.argmax(acts[:own_frames]))
         peak = float(acts[apex_i])
         level = self._end_level(peak)
         onset_i = apex_i
@@ -1210,7 +1226,7 @@ class TrackSpotter:
         vectors = np.stack(cand.vectors[: end_index + 1])
         mags = np.hypot(vectors[..., 0], vectors[..., 1])
         thr = self._thresholds(age=apex_t - cand.anchor.t)
-        region_peak = np.nanmax(mags[:own], axis=0) / thr
+        region_peak = np.nanmax(mags[:own_frames], axis=0) / thr
         region_peak[REFERENCE_REGION] = 0.0
         blinking = self.blinks.overlaps(onset_t, offset_t)
         if blinking:
@@ -1220,8 +1236,8 @@ class TrackSpotter:
             eye_peak = float(np.nanmax(region_peak[_GROUP_OF == _EYES]))
             brows = _GROUP_OF == _BROWS
             # Brows that move on frames without the blink move on their own.
-            clear = ~self._blink_frames(cand, min(own, end_index + 1))
-            unblinked = np.nanmax(mags[:own][clear], axis=0) / thr if clear.any() else np.zeros(N_REGIONS)
+            clear = ~self._blink_frames(cand, min(own_frames, end_index + 1))
+            unblinked = np.nanmax(mags[:own_frames][clear], axis=0) / thr if clear.any() else np.zeros(N_REGIONS)
             bleed = brows & (region_peak < cfg.region_fraction * eye_peak)
             region_peak[bleed] = unblinked[bleed]
             region_peak[_GROUP_OF == _EYES] = 0.0
@@ -1240,7 +1256,7 @@ class TrackSpotter:
 
         # Each region at its own peak: the regions of one expression do not
         # all peak on the same frame, and a nuisance may set the global apex.
-        peak_frame = np.argmax(np.nan_to_num(mags[:own], nan=-1.0), axis=0)
+        peak_frame = np.argmax(np.nan_to_num(mags[:own_frames], nan=-1.0), axis=0)
         apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
         onset_i, offset_i = (onset_i, end_index) if brief else \
             self._widen_to_edges(cand, len(seen), onset_i, end_index, np.where(active[:, None], apex_vec, 0.0))
