@@ -1285,7 +1285,7 @@ class BenchSettings:
 
     resolutions: list[tuple[int, int]] = field(default_factory=lambda: [(640, 480), (1280, 720)])
     latency_faces: list[int] = field(default_factory=lambda: [1, 4])
-    latency_frames: int = 60
+    latency_frames: int = 300  # 10 s at 30 fps: p95 over 15 frames, not 3
     offline_seconds: float = 20.0
     flow_sizes: list[int] = field(default_factory=lambda: [128, 192, 256])
     flow_seeds: int = 3

@@ -83,7 +83,8 @@ class _Track:
         self.flow = np.empty((size, size, 2), np.float32)
         self._pair_flows: list[np.ndarray] = []  # one output per flow run together
         self.spotter = TrackSpotter(track_id, self.geometry.iod_px, self._region_vectors,
-                                    analyzer.config, region_vectors_many=self._region_vectors_many)
+                                    analyzer.config, region_vectors_many=self._region_vectors_many,
+                                    region_vectors_later=self._region_vectors_later)
         self.last_seen = -math.inf
         self.labels: np.ndarray | None = None
         self.kernel_seconds = 0.0  # flow + region statistics, for stage timing
@@ -160,6 +161,31 @@ class _Track:
         means = [self._region_means(flow) for flow in flows]
         self._timed(t0, t1, time.perf_counter())
         return means
+
+    def _region_vectors_later(self, pairs: Sequence[tuple[FrameRecord, FrameRecord]]
+                              ) -> Callable[[], list[np.ndarray]]:
+        """:meth:`_region_vectors` of ``pairs`` on a background thread while the
+        frame pipeline goes on (landmarks of the next frame); the returned
+        callable waits for them, and that wait is booked as flow time."""
+        executor = self.analyzer._background_pool()
+        if executor is None:
+            vectors = [self._region_vectors(ref, cur) for ref, cur in pairs]
+            return lambda: vectors
+
+        def run() -> list[np.ndarray]:
+            flow = np.empty_like(self.flow)  # the frame's own flows use self.flow meanwhile
+            return [self._region_means(self._flow(ref, cur, flow)) for ref, cur in pairs]
+
+        future = executor.submit(run)
+
+        def collect() -> list[np.ndarray]:
+            start = time.perf_counter()
+            vectors = future.result()
+            end = time.perf_counter()
+            self._timed(start, end, end)
+            return vectors
+
+        return collect
 
     def _flow(self, ref: FrameRecord, cur: FrameRecord, out: np.ndarray | None = None) -> np.ndarray:
         return dense_flow(ref.crop, cur.crop, preset=self.analyzer.flow_preset,
@@ -274,10 +300,11 @@ class Analyzer:
     record_frames : bool
         Keep the per-frame signal table (``result().frames``).
     flow_threads : int
-        Threads for the flows one frame needs at once (the back-fill when
-        an expression starts, a parked expression beside the active one;
-        most frames need one); 1 runs them in turn. Two 192 px flows on two
-        idle cores take about 0.6x the time of one after the other.
+        Threads for the flows one frame needs at once (a parked expression
+        beside the active one; most frames need one); 1 runs them in turn.
+        Two 192 px flows on two idle cores take about 0.6x the time of one
+        after the other. With 2 or more, the back-fill when an expression
+        starts also runs on a thread of its own, beside the next frames.
     **options
         :class:`~microexpr.spotter.SpotterConfig` fields (seconds, IOD units).
     """
@@ -328,6 +355,7 @@ class Analyzer:
             raise ParameterError(f"flow_threads must be a positive integer, got {flow_threads!r}")
         self.flow_threads = flow_threads
         self._flow_executor: ThreadPoolExecutor | None = None
+        self._background_executor: ThreadPoolExecutor | None = None
         self.stage_times = StageTimes() if time_stages else None
         self._landmarker = None
         if detector == "mediapipe":
@@ -437,6 +465,18 @@ class Analyzer:
         if self._flow_executor is not None:
             self._flow_executor.shutdown(wait=True)
             self._flow_executor = None
+        if self._background_executor is not None:
+            self._background_executor.shutdown(wait=True)
+            self._background_executor = None
+
+    def _background_pool(self) -> ThreadPoolExecutor | None:
+        """One thread for flows that may finish during the next frame (a back-fill); None
+        with ``flow_threads=1``, which runs every flow in turn on the caller's thread."""
+        if self.flow_threads < 2:
+            return None
+        if self._background_executor is None:
+            self._background_executor = ThreadPoolExecutor(1, thread_name_prefix="microexpr-backfill")
+        return self._background_executor
 
     def _flow_pool(self) -> ThreadPoolExecutor | None:
         """Threads for a frame's flows (the kernel releases the GIL); None with one."""

@@ -125,6 +125,10 @@ class SpotterConfig:
     noise_window: float = 8.0
     warmup: float = 1.0
     backfill_rate: float = 60.0
+    # Back-fill flows asked per frame, computed beside the next frame's work
+    # (the candidate's frames are replayed once all are in): a trigger's
+    # 20-60 flows in one frame would stall a live stream.
+    backfill_per_frame: int = 4
     # Idle frames are checked at most this often (Hz): the chance that noise
     # crosses a threshold grows with the number of checks, so a 200 fps clip
     # would otherwise see eight times the false starts of a 25 fps one.
@@ -225,6 +229,13 @@ class BlinkDetector:
     @property
     def closing(self) -> bool:
         return self._closing_since is not None
+
+    def closing_at(self, t: float) -> bool:
+        """Whether a blink was under way at ``t`` (:attr:`closing` for the latest sample;
+        frames replayed after a back-fill are earlier)."""
+        if self._closing_since is not None and t >= self._closing_since:
+            return True
+        return any(on <= t < off for on, _, off in self.blinks[-20:])
 
     def overlaps(self, start: float, end: float, margin: float = 0.05) -> bool:
         if self._closing_since is not None and end >= self._closing_since - margin:
@@ -333,6 +344,7 @@ class SpeechDetector:
 
 FlowFn = Callable[[FrameRecord, FrameRecord], np.ndarray]
 ManyFlowFn = Callable[[Sequence[tuple[FrameRecord, FrameRecord]]], list[np.ndarray]]
+LaterFlowFn = Callable[[Sequence[tuple[FrameRecord, FrameRecord]]], Callable[[], list[np.ndarray]]]
 
 
 def _shape_change(before: np.ndarray, after: np.ndarray) -> float:
@@ -429,6 +441,22 @@ class _Candidate:
     below_since: float | None = None  # activity back under the end level since
     blinked: bool = False  # a blink has begun since the anchor
     parked_at: float | None = None  # a newer movement took over after this (see TrackSpotter._park)
+    # Frames that arrived while the back-fill was still running (vectors
+    # against the anchor, None until computed), replayed once it is in.
+    queued: list[tuple[FrameRecord, bool, np.ndarray | None]] = field(default_factory=list)
+    # Back-fill under way: its frames, and what waits for their vectors.
+    in_flight: tuple[list[FrameRecord], Callable[[], list[np.ndarray]]] | None = None
+
+    @property
+    def filling(self) -> bool:
+        """Whether some frame's anchored vectors are still to be computed."""
+        return self.in_flight is not None or any(v is None for v in self.vectors) or \
+            any(v is None for _, _, v in self.queued)
+
+    def missing(self) -> list[FrameRecord]:
+        """Frames still without anchored vectors, in time order."""
+        return [r for r, v in zip(self.records, self.vectors) if v is None] + \
+            [r for r, _, v in self.queued if v is None]
 
 
 def _onset_time(cand: _Candidate, onset_i: int) -> float:
@@ -453,16 +481,22 @@ class TrackSpotter:
         The same for several (ref, cur) pairs at once (the pipeline runs
         their flows in parallel). A frame's comparisons are requested
         together through it.
+    region_vectors_later : callable(pairs) -> callable() -> list of (R, 2) arrays, optional
+        The same, started now and collected a frame later (the pipeline runs
+        them on a background thread beside the next frame). Back-fills go
+        through it; without it they are computed when asked.
     """
 
     def __init__(self, track_id: int, iod: float, region_vectors: FlowFn,
                  config: SpotterConfig | None = None,
-                 region_vectors_many: ManyFlowFn | None = None) -> None:
+                 region_vectors_many: ManyFlowFn | None = None,
+                 region_vectors_later: LaterFlowFn | None = None) -> None:
         self.track_id = track_id
         self.iod = iod
         self.config = config or SpotterConfig()
         self._one_pair = region_vectors
         self._many_pairs = region_vectors_many
+        self._later_pairs = region_vectors_later
         self._ready: dict[tuple[int, int], np.ndarray] = {}  # this frame's vectors, computed together
         self._buffer: deque[FrameRecord] = deque()
         self._noise: deque[tuple[float, np.ndarray]] = deque()
@@ -655,11 +689,22 @@ class TrackSpotter:
                     self._check_slow_rise(record, t, speaking)
             self._warm = warm
             return []
+        cand = self._candidate
+        if cand.filling:
+            vec = self._vectors(cand.anchor, record)
+            cand.queued.append((record, speaking, vec))
+            self._fill(cand, self.config.backfill_per_frame)
+            if cand.filling:
+                ratio, _ = self._activity(vec, t, speaking, record.eyes_closing or cand.anchor.eyes_closing,
+                                          age=t - cand.anchor.t)
+                self._record_signals(np.hypot(vec[:, 0], vec[:, 1]), ratio, 1.0)
+                return []
+            return self._replay(t)
         return self._continue(record, speaking)
 
     def flush(self) -> list[Event]:
         """Close the pending events at the end of the stream."""
-        events = []
+        events = self._catch_up()
         for cand in self._parked:
             # Still held at the end: an expression only if it came back down.
             events += self._salvage(cand, cand.times[-1])
@@ -808,7 +853,7 @@ class TrackSpotter:
 
     def _mask_nuisances(self, ratio: np.ndarray, t: float, speaking: bool,
                         eyes_closing: bool = False) -> None:
-        if eyes_closing or self.blinks.closing or self.blinks.overlaps(t - 0.05, t):
+        if eyes_closing or self.blinks.overlaps(t - 0.05, t):
             ratio[_GROUP_OF == _EYES] = 0.0
         if speaking:
             ratio[np.isin(_GROUP_OF, list(_MOUTH_GROUPS))] = 0.0
@@ -834,24 +879,93 @@ class TrackSpotter:
                 cand.records.append(rec)
                 last = rec.t
         known = known or {}
-        self._compute_together([(anchor, rec) for rec in cand.records if rec.index not in known])
-        cand.vectors = [known[rec.index] if rec.index in known else self._vectors(anchor, rec)
-                        for rec in cand.records]
+        cand.vectors = [known.get(rec.index) for rec in cand.records]
         cand.times.append(t)
         cand.vectors.append(vec)
         cand.records.append(record)
-        cand.acts = [self._activity(v, r.t, False, r.eyes_closing or anchor.eyes_closing,
-                                    age=r.t - anchor.t)[1]
-                     for v, r in zip(cand.vectors, cand.records)]
-        end = self._settled_index(cand.acts)
-        if max(cand.acts[end:]) < self._end_level(max(cand.acts)):
-            cand.below_since = cand.times[end]  # over before it was seen (the warm-up's look-back)
         if log.isEnabledFor(logging.DEBUG):
             ratio = np.hypot(vec[:, 0], vec[:, 1]) / self._thresholds()
             top = np.argsort(ratio)[::-1][:3]
             log.debug("start at %.2f (anchor %.2f): %s", t, anchor.t,
                       ", ".join(f"{REGION_NAMES[i]}={ratio[i]:.2f}" for i in top))
         self._candidate = cand
+        self._fill(cand, self.config.backfill_per_frame)
+
+    def _fill(self, cand: _Candidate, budget: float) -> None:
+        """Take in the back-fill asked a frame ago and ask the next ``budget`` missing
+        vectors (all, at once, for an infinite budget); once none is missing, the
+        candidate's activity profile. Vectors arrive a frame after they are asked
+        whether or not they ran beside it, so events do not depend on timing."""
+        if cand.in_flight is not None:
+            records, collect = cand.in_flight
+            cand.in_flight = None
+            computed = {rec.index: vec for rec, vec in zip(records, collect())}
+            cand.vectors = [computed.get(r.index) if v is None else v for r, v in zip(cand.records, cand.vectors)]
+            cand.queued = [(r, s, computed.get(r.index) if v is None else v) for r, s, v in cand.queued]
+        missing = cand.missing()
+        if missing and math.isinf(budget):
+            self._compute_together([(cand.anchor, rec) for rec in missing])
+            computed = {rec.index: self._vectors(cand.anchor, rec) for rec in missing}
+            cand.vectors = [computed.get(r.index) if v is None else v for r, v in zip(cand.records, cand.vectors)]
+            cand.queued = [(r, s, computed.get(r.index) if v is None else v) for r, s, v in cand.queued]
+        elif missing:
+            batch = missing[: int(budget)]
+            pairs = [(cand.anchor, rec) for rec in batch]
+            if self._later_pairs is not None:
+                cand.in_flight = (batch, self._later_pairs(pairs))
+            else:
+                vectors = [self._one_pair(*pair) for pair in pairs]
+                cand.in_flight = (batch, lambda: vectors)
+        if cand.filling or cand.acts:
+            return
+        anchor = cand.anchor
+        cand.acts = [self._activity(v, r.t, False, r.eyes_closing or anchor.eyes_closing,
+                                    age=r.t - anchor.t)[1]
+                     for v, r in zip(cand.vectors, cand.records)]
+        end = self._settled_index(cand.acts)
+        if max(cand.acts[end:]) < self._end_level(max(cand.acts)):
+            cand.below_since = cand.times[end]  # over before it was seen (the warm-up's look-back)
+
+    def _replay(self, now: float) -> list[Event]:
+        """Run the frames queued during a back-fill through :meth:`_continue`, in order.
+
+        A candidate that splits on one of them hands the rest to the new one
+        (their vectors computed afresh against its anchor); one that ends
+        leaves them to the idle checks, as if they came now. Events carry
+        ``now`` as the time they were detected.
+        """
+        events: list[Event] = []
+        signals = self.last_signals
+        now_done = False
+        while (cand := self._candidate) is not None and not cand.filling and cand.queued:
+            record, speaking, vec = cand.queued.pop(0)
+            events += self._continue(record, speaking, vec)
+            now_done = record.t == now
+            successor = self._candidate
+            if successor is cand or not cand.queued:
+                continue
+            leftover, cand.queued = cand.queued, []
+            if successor is not None:
+                same = successor.anchor is cand.anchor
+                successor.queued = [(r, s, v if same else None) for r, s, v in leftover] + successor.queued
+                continue
+            for record, speaking, _ in leftover:
+                events += self._step(record, speaking)
+            now_done = True
+        if not now_done:
+            self.last_signals = signals
+        return [e if e.detected_at is None or e.detected_at >= now else replace(e, detected_at=now)
+                for e in events]
+
+    def _catch_up(self) -> list[Event]:
+        """Finish the active candidate's back-fill now and replay its queued frames."""
+        cand = self._candidate
+        if cand is None or not (cand.filling or cand.queued):
+            return []
+        now = cand.queued[-1][0].t if cand.queued else cand.times[-1]
+        self._fill(cand, math.inf)
+        events = self._replay(now)
+        return events + self._catch_up()
 
     def _activity(self, vec: np.ndarray, t: float, speaking: bool, eyes_closing: bool = False,
                   age: float | None = None, head: float = 0.0) -> tuple[np.ndarray, float]:
@@ -861,12 +975,13 @@ class TrackSpotter:
         self._mask_nuisances(ratio, t, speaking, eyes_closing)
         return ratio, float(np.nanmax(ratio))
 
-    def _continue(self, record: FrameRecord, speaking: bool) -> list[Event]:
+    def _continue(self, record: FrameRecord, speaking: bool, vec: np.ndarray | None = None) -> list[Event]:
         cfg = self.config
         cand = self._candidate
         assert cand is not None
         t = record.t
-        vec = self._vectors(cand.anchor, record)
+        if vec is None:
+            vec = self._vectors(cand.anchor, record)
         cand.times.append(t)
         cand.vectors.append(vec)
         cand.records.append(record)
@@ -905,7 +1020,7 @@ class TrackSpotter:
         # shift. Either way keep a rise-and-fall that happened before.
         # A blink shakes the regions around the eyes: it says nothing about
         # whether the expression moves.
-        blinking_now = record.eyes_closing or self.blinks.closing
+        blinking_now = record.eyes_closing or self.blinks.closing_at(t)
         if blinking_now:
             cand.split_from = None
         lag_i = self._recent_index(cand, t)
@@ -1010,6 +1125,7 @@ class TrackSpotter:
                           cand.times[end_index], event and event.kind)
                 self._last_offset = max(self._last_offset, cand.times[end_index])
                 events += [event] if event is not None else []
+                events += self._catch_up()
                 primary = self._candidate
                 if primary is not None and primary.anchor.t < cand.times[end_index]:
                     # It started during the parked hold, so its anchored

@@ -131,7 +131,8 @@ def test_analyze_finding_landmarks_ahead_equals_frame_by_frame_push(happiness_cl
 
 def test_flows_on_two_threads_give_what_one_thread_gives(happiness_clip, happiness_result):
     # During an expression a frame's flows (against the anchor and a recent
-    # frame) run in parallel: same numbers, same events.
+    # frame) run in parallel, and a back-fill runs on a thread of its own
+    # beside the next frames: same numbers, same events, same detection times.
     path, _ = happiness_clip
     with Analyzer(mode="offline", flow_threads=1) as analyzer:
         from microexpr.video import open_video

@@ -287,31 +287,49 @@ def test_idle_checks_do_not_grow_with_the_frame_rate():
     assert np.diff(calls).min() >= 0.9 / config.check_rate - 1e-9
 
 
-def test_one_comparison_per_frame_except_where_an_expression_starts():
+def test_one_comparison_per_frame_and_the_back_fill_spread_over_the_next_frames():
     # The recent motion of an expression under way is the difference of two
-    # anchored profiles: the core runs one flow a frame, plus the back-fill
-    # of the frames before a start.
-    calls = []
+    # anchored profiles: the core runs one flow a frame. The back-fill of the
+    # frames before a start (18 here) is asked backfill_per_frame at a time
+    # and collected a frame later (the pipeline runs it beside the next
+    # frame), so no frame stalls a live stream.
+    calls, asked = [], []
     times = np.arange(0.0, 8.0, 1.0 / FPS)
     disp = {i: field(SMILE, raised_cosine(t, 2.0, 3.0, 4.4))
             + field(BROW_RAISE, raised_cosine(t, 5.5, 5.6, 5.75)) for i, t in enumerate(times)}
 
-    def vectors(ref, cur):
-        calls.append(cur.index)
+    def compare(ref, cur):
         rng = np.random.default_rng(1000 * ref.index + cur.index)
         return disp[cur.index] - disp[ref.index] + rng.normal(0.0, 0.03, (len(REGION_NAMES), 2))
 
-    spotter = TrackSpotter(0, IOD, vectors, SpotterConfig.for_mode("offline"))
+    def vectors(ref, cur):
+        calls.append(cur.index)
+        return compare(ref, cur)
+
+    def later(pairs):
+        asked.append(len(pairs))
+        return lambda: [compare(*pair) for pair in pairs]
+
+    config = SpotterConfig.for_mode("offline")
+    spotter = TrackSpotter(0, IOD, vectors, config, region_vectors_later=later)
     crop = np.zeros((4, 4), np.uint8)
-    events, per_frame = [], []
+    events, per_frame, backfill, returned_at = [], [], [], []
     for i, t in enumerate(times):
-        before = len(calls)
+        before, asked_before = len(calls), len(asked)
         record = FrameRecord(t=float(t), index=i, crop=crop, points=np.zeros((1, 2)))
-        events += spotter.push(record, aperture=0.3, lip_gap=0.05, opening_velocity=None, rigid_shape=None)
+        found = spotter.push(record, aperture=0.3, lip_gap=0.05, opening_velocity=None, rigid_shape=None)
+        events += found
+        returned_at += [float(t)] * len(found)
         per_frame.append(len(calls) - before)
+        backfill.append(sum(asked[asked_before:]))
     assert [e.kind for e in events] == ["macro", "micro"], events
-    assert max(per_frame) > 1  # the back-fills
-    assert sum(n > 1 for n in per_frame) <= 2, per_frame
+    # At most the idle check and the comparison with the anchor, where one starts.
+    assert max(per_frame) == 2, per_frame
+    assert max(backfill) == config.backfill_per_frame, backfill
+    assert sum(n > 0 for n in backfill) >= 8  # two back-fills, spread
+    assert sum(backfill) <= 2 * (2 + FPS * config.anchor_lag)
+    # Events carry the time of the frame that returned them, not of a replayed one.
+    assert [e.detected_at for e in events] == returned_at
 
 
 def _speech_velocities(profile, seconds, *, seed=0, noise=0.01, rate=30.0):
