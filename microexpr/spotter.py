@@ -458,6 +458,12 @@ class _Candidate:
         return [r for r, v in zip(self.records, self.vectors) if v is None] + \
             [r for r, _, v in self.queued if v is None]
 
+    def take(self, records: Sequence[FrameRecord], vectors: Sequence[np.ndarray]) -> None:
+        """Put computed anchored vectors in place (back-filled or queued frames)."""
+        computed = {rec.index: vec for rec, vec in zip(records, vectors)}
+        self.vectors = [computed.get(r.index) if v is None else v for r, v in zip(self.records, self.vectors)]
+        self.queued = [(r, s, computed.get(r.index) if v is None else v) for r, s, v in self.queued]
+
 
 def _onset_time(cand: _Candidate, onset_i: int) -> float:
     """The onset of a movement whose first frame is ``onset_i``: the last still frame before it."""
@@ -899,15 +905,11 @@ class TrackSpotter:
         if cand.in_flight is not None:
             records, collect = cand.in_flight
             cand.in_flight = None
-            computed = {rec.index: vec for rec, vec in zip(records, collect())}
-            cand.vectors = [computed.get(r.index) if v is None else v for r, v in zip(cand.records, cand.vectors)]
-            cand.queued = [(r, s, computed.get(r.index) if v is None else v) for r, s, v in cand.queued]
+            cand.take(records, collect())
         missing = cand.missing()
         if missing and math.isinf(budget):
             self._compute_together([(cand.anchor, rec) for rec in missing])
-            computed = {rec.index: self._vectors(cand.anchor, rec) for rec in missing}
-            cand.vectors = [computed.get(r.index) if v is None else v for r, v in zip(cand.records, cand.vectors)]
-            cand.queued = [(r, s, computed.get(r.index) if v is None else v) for r, s, v in cand.queued]
+            cand.take(missing, [self._vectors(cand.anchor, rec) for rec in missing])
         elif missing:
             batch = missing[: int(budget)]
             pairs = [(cand.anchor, rec) for rec in batch]
