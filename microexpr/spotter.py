@@ -1178,14 +1178,18 @@ class TrackSpotter:
         A blink shakes the regions around the eyes for a few frames: its
         peak must not become the apex, onset or offset of an expression it
         happens inside. On those frames the activity is that of the other
-        regions, or the line between the frames either side if higher.
-        Returns ``acts`` itself when nothing changed.
+        regions, or the line between the frames either side if higher (the
+        anchor, zero, on the left of the first). Returns ``acts`` itself
+        when nothing changed.
         """
         in_blink = self._blink_frames(cand, len(acts))
         if not in_blink.any() or in_blink.all():
             return acts
         index = np.arange(len(acts))
-        bridged = np.interp(index, index[~in_blink], acts[~in_blink])
+        # The anchor (index -1) is the profile's zero: a blink at the start
+        # bridges up from it, not at the level of the first clear frame.
+        clear = np.concatenate([[-1], index[~in_blink]])
+        bridged = np.interp(index, clear, np.concatenate([[0.0], acts[~in_blink]]))
         for i in np.flatnonzero(in_blink):
             tt = cand.times[i]
             ratio, _ = self._activity(cand.vectors[i], tt, False, True, age=tt - cand.anchor.t)

@@ -237,6 +237,30 @@ def test_micro_expression_just_before_a_blink_is_kept():
     assert events[0].kind == "micro" and overlap(events[0], 3.0, 3.2) >= 0.5
 
 
+def test_blink_on_a_candidates_first_frames_does_not_take_its_apex():
+    # Anchored just before a blink (the lids' frames cannot be anchors): the
+    # lids jolt the brows on its first frames, and the expression peaks on
+    # the first clear frame after. Bridged over the blink up from the
+    # anchor's zero, the jolt no longer ties with that apex (held-out
+    # clip_000 at 13.5 s lost a lip raise to it).
+    from microexpr.spotter import _Candidate
+
+    spotter = TrackSpotter(0, IOD, lambda ref, cur: np.zeros((len(REGION_NAMES), 2)), SpotterConfig())
+    floor = SpotterConfig().floor * IOD
+    jolt = {"brow_inner_right": (0.0, -2.8 * floor)}
+    lip = {"upper_lip": (0.0, -1.6 * floor)}
+    profile = [field(jolt, 1.0) if i == 2 else field(lip, scale) for i, scale in
+               enumerate([0, 0, 0, 0, 0.2, 0.5, 1.0, 0.9, 0.5, 0.1])]
+    crop = np.zeros((4, 4), np.uint8)
+    records = [FrameRecord(t=0.04 * (i + 1), index=i + 1, crop=crop, points=np.zeros((1, 2)),
+                           eyes_closing=i < 6) for i in range(len(profile))]
+    cand = _Candidate(anchor=FrameRecord(t=0.0, index=0, crop=crop, points=np.zeros((1, 2))), trigger_t=0.4,
+                      times=[r.t for r in records], vectors=profile, records=records)
+    acts = np.array([spotter._activity(v, r.t, False, r.eyes_closing, age=r.t)[1] for v, r in zip(profile, records)])
+    assert int(np.argmax(acts)) == 2  # the jolt
+    assert int(np.argmax(spotter._across_blinks(cand, acts))) == 6
+
+
 def test_micro_expression_during_the_warm_up_is_found():
     # Over before the noise level is known (warmup, 1 s): judged once it is.
     events = run(4.0, [(BROW_RAISE, lambda t: raised_cosine(t, 0.55, 0.63, 0.75))])
