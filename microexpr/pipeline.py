@@ -82,9 +82,13 @@ class _Track:
         size = analyzer.geometry.size
         self.flow = np.empty((size, size, 2), np.float32)
         self._pair_flows: list[np.ndarray] = []  # one output per flow run together
+        # The back-fill's output: a track has one batch in flight at a time.
+        self._background_flow = np.empty_like(self.flow)
+        # With one flow thread the spotter computes back-fills when it asks for them.
+        later = self._region_vectors_later if analyzer.flow_threads >= 2 else None
         self.spotter = TrackSpotter(track_id, self.geometry.iod_px, self._region_vectors,
                                     analyzer.config, region_vectors_many=self._region_vectors_many,
-                                    region_vectors_later=self._region_vectors_later)
+                                    region_vectors_later=later)
         self.last_seen = -math.inf
         self.labels: np.ndarray | None = None
         self.kernel_seconds = 0.0  # flow + region statistics, for stage timing
@@ -167,16 +171,11 @@ class _Track:
         """:meth:`_region_vectors` of ``pairs`` on a background thread while the
         frame pipeline goes on (landmarks of the next frame); the returned
         callable waits for them, and that wait is booked as flow time."""
-        executor = self.analyzer._background_pool()
-        if executor is None:
-            vectors = [self._region_vectors(ref, cur) for ref, cur in pairs]
-            return lambda: vectors
-
         def run() -> list[np.ndarray]:
-            flow = np.empty_like(self.flow)  # the frame's own flows use self.flow meanwhile
-            return [self._region_means(self._flow(ref, cur, flow)) for ref, cur in pairs]
+            # Not self.flow: the frame's own flows use it meanwhile.
+            return [self._region_means(self._flow(ref, cur, self._background_flow)) for ref, cur in pairs]
 
-        future = executor.submit(run)
+        future = self.analyzer._background_pool().submit(run)
 
         def collect() -> list[np.ndarray]:
             start = time.perf_counter()
@@ -470,11 +469,9 @@ class Analyzer:
             self._background_executor.shutdown(wait=True)
             self._background_executor = None
 
-    def _background_pool(self) -> ThreadPoolExecutor | None:
-        """One thread for flows that may finish during the next frame (a back-fill); None
-        with ``flow_threads=1``, which runs every flow in turn on the caller's thread."""
-        if self.flow_threads < 2:
-            return None
+    def _background_pool(self) -> ThreadPoolExecutor:
+        """One thread for flows that may finish during the next frame (a back-fill; only
+        with ``flow_threads`` >= 2, else every flow runs in turn on the caller's thread)."""
         if self._background_executor is None:
             self._background_executor = ThreadPoolExecutor(1, thread_name_prefix="microexpr-backfill")
         return self._background_executor
