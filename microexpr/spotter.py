@@ -260,7 +260,7 @@ class SpeechDetector:
     couple of syllables.
     """
 
-    def __init__(self, power: float, *, window: float = 1.0, min_swings: int = 4,
+    def __init__(self, power: float, *, window: float = 1.0, min_swings: int = 5,
                  lookback: float = 0.6, hangover: float = 0.15, min_speed: float = 0.04,
                  half_cycle: tuple[float, float] = (0.06, 0.25)) -> None:
         from .core import Spectra
@@ -437,6 +437,7 @@ class _Candidate:
     records: list[FrameRecord] = field(default_factory=list)
     acts: list[float] = field(default_factory=list)
     still_since: float | None = None
+    stale_from: float | None = None  # the still spell counts towards going stale since
     split_from: float | None = None  # a new movement after a still spell, since (not yet a split)
     below_since: float | None = None  # activity back under the end level since
     blinked: bool = False  # a blink has begun since the anchor
@@ -796,7 +797,7 @@ class TrackSpotter:
     def _releasing(cand: _Candidate) -> bool:
         """Whether the anchored activity fell by a quarter during the still spell: a
         release too slow for ``detect_lag`` to see, where a settled pose stays put."""
-        spell = [a for a, tt in zip(cand.acts, cand.times) if tt >= cand.still_since]
+        spell = [a for a, tt in zip(cand.acts, cand.times) if tt >= cand.stale_from]
         return bool(spell) and spell[-1] < 0.75 * max(spell)
 
     def _idle_reference(self, t: float) -> FrameRecord | None:
@@ -1034,11 +1035,12 @@ class TrackSpotter:
             lag_act = self._activity(lag_vec, t, speaking, record.eyes_closing or lag_ref.eyes_closing,
                                      head=self._head_motion(lag_ref, record))[1]
             moving = lag_act >= 1.0
+            still_long_enough = cand.still_since is not None and \
+                t - cand.still_since >= cfg.split_still - 1e-6  # 12 frames at 60 fps sum to 0.1999...
             # Motion back towards the anchor is this expression's release
             # (a macro-expression slows to a stop at its apex), not a new one.
             returning = _opposes(lag_vec, vec)
-            new_movement = moving and not returning and cand.still_since is not None and \
-                t - cand.still_since >= cfg.split_still
+            new_movement = moving and not returning and still_long_enough
             if not new_movement:
                 cand.split_from = None
             elif cand.split_from is None:
@@ -1062,10 +1064,16 @@ class TrackSpotter:
                 cand.still_since = None
             elif cand.still_since is None:
                 cand.still_since = t
-            if cand.still_since is not None and t - cand.still_since >= cfg.stale_time and \
+            if cand.still_since is None:
+                cand.stale_from = None
+            elif cand.stale_from is None or cand.stale_from < cand.still_since:
+                cand.stale_from = cand.still_since
+            if cand.stale_from is not None and t - cand.stale_from >= cfg.stale_time and \
                     self._releasing(cand):
-                cand.still_since = t  # a slow macro-expression easing off, not a settled pose
-            if cand.still_since is not None and t - cand.still_since >= cfg.stale_time:
+                # A slow macro-expression easing off, not a settled pose. The
+                # still spell stands: a movement after it is still a new one.
+                cand.stale_from = t
+            if cand.stale_from is not None and t - cand.stale_from >= cfg.stale_time:
                 self._candidate = None
                 self._last_offset = t
                 log.debug("candidate from %.2f went stale at %.2f", cand.anchor.t, t)
@@ -1275,16 +1283,16 @@ class TrackSpotter:
             _trailing_median(profile, np.asarray(cand.times[apex_i: stop + 1]), 0.07)
 
     def _brief_release(self, cand: _Candidate, onset_t: float, apex_i: int, end_index: int) -> int:
-        """End index of a brief movement that other regions' drift kept open.
+        """End index of a brief movement that something else kept open.
 
         When the apex frame's own motion (:meth:`_own_profile`) falls below
         ``release_fraction`` within ``micro_max`` of the onset and never
         comes back above it, the expression was over there: the activity
-        left (other regions drifting, a nod) is not part of it.
+        left (other regions drifting, a nod, or a codec still holding part
+        of the displacement, which stretched micro-expressions' offsets) is
+        not part of it.
         """
         cfg = self.config
-        if cand.times[end_index] - onset_t <= cfg.micro_max:
-            return end_index
         profile = self._own_profile(cand, apex_i, end_index)
         if profile is None:
             return end_index
@@ -1294,11 +1302,13 @@ class TrackSpotter:
                 np.any(profile[below[0]:] >= cfg.release_fraction):
             return end_index
         half = int(below[0])
-        # It ends where its own motion is about gone, or (drift holding it
-        # up) a fall as long again as the one to half.
+        # It ends where its own motion is about gone, or (drift or a codec
+        # holding it up) a fall as long again as the one to half, whichever
+        # comes first: a smooth fall is half done at half its height.
         gone = np.flatnonzero(profile[half:] < 0.5 * cfg.release_fraction)
-        end = half + int(gone[0]) if gone.size else \
-            int(np.searchsorted(times, 2.0 * times[half] - times[0]))
+        end = int(np.searchsorted(times, 2.0 * times[half] - times[0]))
+        if gone.size:
+            end = min(end, half + int(gone[0]))
         end = min(end, len(times) - 1)
         log.debug("brief release at %.2f (held open to %.2f)", times[end], cand.times[end_index])
         return apex_i + end

@@ -199,6 +199,36 @@ def test_micro_expression_is_not_held_open_by_drift_elsewhere(fps, strength):
     assert events[0].kind == "micro" and overlap(events[0], 3.0, 3.25) >= 0.5, events
 
 
+def held_tail(t, onset, apex, offset, hold_until, level):
+    """A rise and fall whose last ``level`` of the apex an encoder holds until ``hold_until``."""
+    t = np.asarray(t, dtype=float)
+    shape = raised_cosine(t, onset, apex, offset)
+    return np.where((t > apex) & (t < hold_until), np.maximum(shape, level), shape)
+
+
+@pytest.mark.parametrize("fps", [60.0, 200.0])
+def test_micro_expression_whose_tail_the_codec_holds_ends_with_its_own_motion(fps):
+    # Fast video at a high compression keeps part of a flash in the picture
+    # (skipped blocks) until the encoder refreshes it: the activity lingers
+    # over the end level, but the expression was over when its motion fell.
+    events = run(7.0, [(BROW_RAISE, lambda t: held_tail(t, 3.0, 3.08, 3.2, 3.55, 0.3))], fps=fps)
+    assert len(events) == 1, events
+    assert events[0].kind == "micro" and overlap(events[0], 3.0, 3.2) >= 0.5, events
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+def test_movement_after_a_slowly_releasing_shift_is_its_own_event(fps):
+    # A shift that eases back over seconds keeps its candidate from going
+    # stale; that must not also forget how long the face had been still, or
+    # a brow raise 2.4 s later is swallowed into one 3.5 s event with it.
+    shift = {"mouth_corner_right": (0.0, 1.0), "mouth_corner_left": (0.0, 1.0),
+             "chin": (0.0, 1.2), "lower_lip": (0.0, 1.0)}
+    easing = lambda t: ramp(t, 2.0, 2.3, 1.0) - ramp(t, 2.3, 6.3, 0.45)
+    brows = {name: (2.0 * x, 2.0 * y) for name, (x, y) in BROW_RAISE.items()}
+    events = run(9.0, [(shift, easing), (brows, lambda t: raised_cosine(t, 4.4, 5.0, 5.8))], fps=fps)
+    assert any(overlap(e, 4.4, 5.8) >= 0.5 and e.regions == ["brows"] for e in events), events
+
+
 @pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
 @pytest.mark.parametrize("profile", [(3.0, 3.6, 5.0), (3.0, 4.0, 6.5)])
 def test_strong_macro_expression_leaves_no_event_behind(fps, profile):
@@ -413,6 +443,19 @@ def test_alignment_residual_of_a_quick_head_move_is_not_an_expression():
     components = [(LOWER_FACE_RESIDUAL, look)]
     assert run(6.0, components), "the residual alone must read as movement"
     assert run(6.0, components, pose=lambda t: _shifted(25.0 * look(t))) == []
+
+
+def test_mouth_that_opens_wavers_and_closes_once_is_not_speech():
+    # An expression's mouth opens, eases back a little, opens again and
+    # closes: four swings, each a syllable's half-cycle apart. Speech keeps
+    # that rhythm up; a single expression does not reach a fifth swing.
+    def wavering(t):
+        pulses = [(3.0, 0.3), (3.25, -0.12), (3.45, 0.12), (3.7, -0.3)]
+        return sum(v * np.exp(-0.5 * ((t - at) / 0.04) ** 2) for at, v in pulses)
+
+    times, velocities = _speech_velocities(wavering, 6.0)
+    spells, active = _spells(times, velocities)
+    assert spells == [] and not active.any()
 
 
 def test_heavy_tailed_noise_and_jolts_are_not_speech():
