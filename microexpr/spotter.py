@@ -363,12 +363,13 @@ def _shape_change(before: np.ndarray, after: np.ndarray) -> float:
 
 
 def _oscillates(signals: np.ndarray, times: Sequence[float], *, min_cycles: int = 3,
-                period: tuple[float, float] = (0.14, 0.36)) -> bool:
+                period: tuple[float, float] = (0.14, 0.36), reach: float = 0.4) -> bool:
     """Whether the strongest of ``signals`` (T, K) swings up and down like speech.
 
     An expression rises and falls once; speech opens and closes the mouth at
     3-6.5 Hz. Counts prominent peaks of the most varying column and checks
-    their spacing.
+    their spacing. A peak's prominence is taken against the valleys within
+    ``reach`` seconds on either side, so the test reads alike at any frame rate.
     """
     if signals.ndim != 2 or signals.shape[0] < 6 or signals.shape[1] == 0:
         return False
@@ -377,13 +378,19 @@ def _oscillates(signals: np.ndarray, times: Sequence[float], *, min_cycles: int 
     if span <= 0:
         return False
     t = np.asarray(times, dtype=np.float64)
+    first = np.searchsorted(t, t - reach, side="left")
+    last = np.searchsorted(t, t + reach, side="right")
+    # A peak is the highest point within half the shortest period: at a high
+    # frame rate noise puts several local maxima on one swing.
+    near_first = np.searchsorted(t, t - 0.5 * period[0], side="left")
+    near_last = np.searchsorted(t, t + 0.5 * period[0], side="right")
     peaks = []
     for sign in (1.0, -1.0):
         x = sign * column
         for i in range(1, len(x) - 1):
-            if x[i] >= x[i - 1] and x[i] > x[i + 1]:
+            if x[i] >= x[i - 1] and x[i] > x[i + 1] and x[i] >= x[near_first[i]: near_last[i]].max():
                 # Prominence against the lower of the nearby valleys.
-                lo = max(x[max(0, i - 12): i + 1].min(), x[i: i + 13].min())
+                lo = max(x[first[i]: i + 1].min(), x[i: last[i]].min())
                 if x[i] - lo > 0.3 * span:
                     peaks.append(t[i])
         if len(peaks) >= min_cycles:

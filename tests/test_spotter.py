@@ -458,6 +458,18 @@ def test_mouth_that_opens_wavers_and_closes_once_is_not_speech():
     assert spells == [] and not active.any()
 
 
+@pytest.mark.parametrize("fps", [25.0, 30.0, 60.0, 200.0])
+def test_mouth_oscillation_reads_alike_at_any_frame_rate(fps):
+    from microexpr.spotter import _oscillates
+
+    times = np.arange(0.0, 1.5, 1.0 / fps)
+    noise = 0.05 * np.random.default_rng(0).standard_normal((times.size, 1))
+    for hz in (3.0, 4.5, 6.0):
+        assert _oscillates(np.sin(2 * np.pi * hz * times)[:, None] + noise, times), hz
+    single = np.exp(-0.5 * ((times - 0.7) / 0.15) ** 2)[:, None]
+    assert not _oscillates(single + noise, times)
+
+
 def test_heavy_tailed_noise_and_jolts_are_not_speech():
     # Compressed video gives the opening velocity heavy tails (median ~0.005,
     # 1 % of samples 10-40x that) and a blink jolts it once up and back:
