@@ -262,7 +262,7 @@ class SpeechDetector:
 
     def __init__(self, power: float, *, window: float = 1.0, min_swings: int = 5,
                  lookback: float = 0.6, hangover: float = 0.15, min_speed: float = 0.04,
-                 half_cycle: tuple[float, float] = (0.06, 0.25)) -> None:
+                 half_cycle: tuple[float, float] = (0.06, 0.25), noise_window: float = 20.0) -> None:
         from .core import Spectra
 
         self.power = power
@@ -276,7 +276,9 @@ class SpeechDetector:
         self._lip = np.zeros(1)
         self._last_lip_t = -math.inf
         self._velocity: deque[tuple[float, float]] = deque()
-        self._speed_noise: deque[float] = deque(maxlen=600)
+        # |opening velocity| over the last noise_window seconds (any frame rate).
+        self.noise_window = noise_window
+        self._speed_noise: deque[tuple[float, float]] = deque()
         self._swing_times: list[float] = []
         self.spells: list[list[float]] = []
         self.energy = 0.0
@@ -294,7 +296,9 @@ class SpeechDetector:
             self._velocity.append((t, opening_velocity))
             while self._velocity and self._velocity[0][0] < t - self.window:
                 self._velocity.popleft()
-            self._speed_noise.append(abs(opening_velocity))
+            self._speed_noise.append((t, abs(opening_velocity)))
+            while self._speed_noise[0][0] < t - self.noise_window:
+                self._speed_noise.popleft()
             if self._swinging():
                 self._mark(self._swing_times[0], self._swing_times[-1])
         if speaking:
@@ -312,7 +316,7 @@ class SpeechDetector:
         half-cycle apart (3-6.5 Hz speech: 0.08-0.17 s), within the window."""
         if len(self._speed_noise) < 10:
             return False
-        level = max(3.0 * float(np.median(self._speed_noise)), self.min_speed)
+        level = max(3.0 * float(np.median([speed for _, speed in self._speed_noise])), self.min_speed)
         shortest, longest = self.half_cycle
         sign = 0
         swing_times: list[float] = []

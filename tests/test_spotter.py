@@ -401,7 +401,7 @@ def _spells(times, velocities):
     return speech.spells, np.asarray(active)
 
 
-@pytest.mark.parametrize("rate", [30.0, 33.3])
+@pytest.mark.parametrize("rate", [30.0, 33.3, 200.0])
 def test_syllables_at_4_5_hz_are_speech(rate):
     def talking(t):
         return np.where(t >= 3.0, 0.1 * np.sin(2 * np.pi * 4.5 * t), 0.0)
