@@ -693,7 +693,14 @@ class TrackSpotter:
             if warm and np.nanmax(ratio) > 1.0 and self._releases_parked(vec):
                 pass  # a parked expression returning to neutral: its own offset, not a new start
             elif warm and np.nanmax(ratio) > 1.0:
-                anchor = self._lag_reference(t, not_before=self._last_offset, lag=cfg.anchor_lag)
+                # Not in a speech spell that is over: the mouth's posture
+                # mid-syllable would stay in every later comparison.
+                not_before = self._last_offset
+                if self.speech.spells:
+                    spoke_until = self.speech.spells[-1][1] + self.speech.hangover
+                    if spoke_until <= ref.t:
+                        not_before = max(not_before, spoke_until)
+                anchor = self._lag_reference(t, not_before=not_before, lag=cfg.anchor_lag)
                 if anchor is not None and anchor.t < ref.t:
                     vec = self._vectors(anchor, record)
                     ref = anchor

@@ -506,3 +506,23 @@ def test_micro_expression_just_before_speech_keeps_its_own_timing():
     events = run(8.0, [(CHEEK_RAISE, lambda t: raised_cosine(t, 3.0, 3.1, 3.25)), (TALKING, talk)],
                  opening=opening)
     assert any(e.kind == "micro" and overlap(e, 3.0, 3.25) >= 0.5 for e in events), events
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0, 60.0, 200.0])
+def test_micro_expression_after_speech_is_not_anchored_mid_syllable(fps):
+    # Speech stops with the mouth open and it snaps shut; a smile flashes
+    # 0.3 s later. Anchored inside the spell, the closing and the smile
+    # were one macro-length event at 60 fps.
+    start, stop, rate = 1.5, 4.05, 4.5
+
+    def talk(t):
+        t = np.asarray(t, dtype=float)
+        return np.where((t >= start) & (t < stop), 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - start)), 0.0)
+
+    def opening(t):  # d/dt of the lower lip's displacement, IOD/s
+        inside = start <= t < stop
+        return 1.5 * np.pi * rate * np.sin(2 * np.pi * rate * (t - start)) / IOD if inside else 0.0
+
+    events = run(8.0, [(TALKING, talk), (SMILE, lambda t: raised_cosine(t, 4.35, 4.6, 4.8))],
+                 fps=fps, opening=opening)
+    assert any(e.kind == "micro" and overlap(e, 4.35, 4.8) >= 0.5 for e in events), events
