@@ -276,9 +276,11 @@ class SpeechDetector:
         self._lip = np.zeros(1)
         self._last_lip_t = -math.inf
         self._velocity: deque[tuple[float, float]] = deque()
-        # |opening velocity| over the last noise_window seconds (any frame rate).
+        # |opening velocity| over the last noise_window seconds, sampled at most
+        # 30 times a second: the same history (and median cost) at any frame rate.
         self.noise_window = noise_window
-        self._speed_noise: deque[tuple[float, float]] = deque()
+        self._speed_noise: deque[float] = deque()
+        self._speed_times: deque[float] = deque()
         self._swing_times: list[float] = []
         self.spells: list[list[float]] = []
         self.energy = 0.0
@@ -296,8 +298,11 @@ class SpeechDetector:
             self._velocity.append((t, opening_velocity))
             while self._velocity and self._velocity[0][0] < t - self.window:
                 self._velocity.popleft()
-            self._speed_noise.append((t, abs(opening_velocity)))
-            while self._speed_noise[0][0] < t - self.noise_window:
+            if not self._speed_times or t - self._speed_times[-1] >= 0.9 / 30.0:
+                self._speed_noise.append(abs(opening_velocity))
+                self._speed_times.append(t)
+            while self._speed_times[0] < t - self.noise_window:
+                self._speed_times.popleft()
                 self._speed_noise.popleft()
             if self._swinging():
                 self._mark(self._swing_times[0], self._swing_times[-1])
@@ -316,7 +321,7 @@ class SpeechDetector:
         half-cycle apart (3-6.5 Hz speech: 0.08-0.17 s), within the window."""
         if len(self._speed_noise) < 10:
             return False
-        level = max(3.0 * float(np.median([speed for _, speed in self._speed_noise])), self.min_speed)
+        level = max(3.0 * float(np.median(self._speed_noise)), self.min_speed)
         shortest, longest = self.half_cycle
         sign = 0
         swing_times: list[float] = []
@@ -344,6 +349,10 @@ class SpeechDetector:
 
     def overlaps(self, start: float, end: float) -> bool:
         return any(s <= end and start <= e + self.hangover for s, e in self.spells[-8:])
+
+    def spoke_until(self) -> float:
+        """When the latest spell ends, its hangover included (-inf before any)."""
+        return self.spells[-1][1] + self.hangover if self.spells else -math.inf
 
 
 FlowFn = Callable[[FrameRecord, FrameRecord], np.ndarray]
@@ -696,10 +705,8 @@ class TrackSpotter:
                 # Not in a speech spell that is over: the mouth's posture
                 # mid-syllable would stay in every later comparison.
                 not_before = self._last_offset
-                if self.speech.spells:
-                    spoke_until = self.speech.spells[-1][1] + self.speech.hangover
-                    if spoke_until <= ref.t:
-                        not_before = max(not_before, spoke_until)
+                if self.speech.spoke_until() <= ref.t:
+                    not_before = max(not_before, self.speech.spoke_until())
                 anchor = self._lag_reference(t, not_before=not_before, lag=cfg.anchor_lag)
                 if anchor is not None and anchor.t < ref.t:
                     vec = self._vectors(anchor, record)
@@ -1082,10 +1089,8 @@ class TrackSpotter:
                 cand.still_since = None
             elif cand.still_since is None:
                 cand.still_since = t
-            if cand.still_since is None:
-                cand.stale_from = None
-            elif cand.stale_from is None or cand.stale_from < cand.still_since:
-                cand.stale_from = cand.still_since
+            cand.stale_from = None if cand.still_since is None else \
+                max(cand.still_since, cand.stale_from or cand.still_since)
             if cand.stale_from is not None and t - cand.stale_from >= cfg.stale_time and \
                     self._releasing(cand):
                 # A slow macro-expression easing off, not a settled pose. The
