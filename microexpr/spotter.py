@@ -102,6 +102,9 @@ class SpotterConfig:
     edge_fraction: float = 0.05
     edge_sigmas: float = 3.0
     edge_reach: float = 0.5
+    # A micro-length event's onset and offset are moved in to where that
+    # projection is above micro_edge_fraction of its apex (see _tighten_to_profile).
+    micro_edge_fraction: float = 0.2
     hold: float = 0.1
     # An event whose apex regions fell back below this fraction of their apex
     # within micro_max of its onset, for good, ends there: activity left in
@@ -432,13 +435,12 @@ def _project(vectors: Sequence[np.ndarray], apex_vectors: np.ndarray) -> np.ndar
     return np.einsum("nrc,rc->n", np.nan_to_num(np.stack(vectors)), apex_vectors) / norm
 
 
-def _trailing_median(values: np.ndarray, times: np.ndarray, window: float) -> np.ndarray:
-    """Median of each value with those up to ``window`` seconds before it (any frame rate)."""
-    index = np.arange(len(values))
-    first = np.searchsorted(times, times - window, side="left")
-    lookback = index[:, None] - np.arange(int(np.max(index - first, initial=0)) + 1)
-    taken = np.where(lookback >= first[:, None], values[np.maximum(lookback, 0)], np.nan)
-    return np.nanmedian(taken, axis=1)
+def _windowed_median(values: np.ndarray, times: np.ndarray, before: float, after: float = 0.0) -> np.ndarray:
+    """Median of each value with those up to ``before`` seconds earlier and
+    ``after`` seconds later (any frame rate)."""
+    first = np.searchsorted(times, times - before, side="left")
+    last = np.searchsorted(times, times + after, side="right")
+    return np.array([np.median(values[a:b]) for a, b in zip(first, last)])
 
 
 def _fell_halfway(acts: Sequence[float]) -> bool:
@@ -1285,6 +1287,36 @@ class TrackSpotter:
             offset_i += 1
         return onset_i, offset_i
 
+    def _tighten_to_profile(self, cand: _Candidate, onset_i: int, apex_i: int, offset_i: int,
+                            apex_vectors: np.ndarray) -> tuple[int, int]:
+        """A micro-length event's onset and offset moved in to where its motion,
+        projected on ``apex_vectors``, is above ``micro_edge_fraction`` of its apex.
+
+        The activity is the largest of many regions' noisy ratios, so it
+        stays over the end level for a frame or two beyond a brief movement
+        on either side; the projection averages that noise down over the
+        event's own regions. Kept as they are when the projection does not
+        peak near the activity's apex (its regions' peaks are elsewhere).
+        """
+        profile = _project(cand.vectors[: offset_i + 1], apex_vectors)
+        if profile is None or not onset_i <= apex_i <= offset_i:
+            return onset_i, offset_i
+        # A median over ~0.03 s (one frame below 35 fps): single noisy
+        # frames of fast video neither cut nor stretch the event.
+        times = np.asarray(cand.times[: offset_i + 1])
+        profile = _windowed_median(profile, times, 0.015, 0.015)
+        top = float(np.max(profile[onset_i: offset_i + 1]))
+        if top <= 0.0 or profile[apex_i] < 0.5 * top:
+            return onset_i, offset_i
+        edge = self.config.micro_edge_fraction * top
+        first = apex_i
+        while first > onset_i and profile[first - 1] >= edge:
+            first -= 1
+        end = apex_i
+        while end < offset_i and profile[end] >= edge:
+            end += 1
+        return first, end
+
     def _own_profile(self, cand: _Candidate, apex_i: int, stop: int) -> np.ndarray | None:
         """The anchored motion of frames ``apex_i..stop`` projected on the apex frame's own
         regions (those within half of its strongest): 1 at the apex, 0 back at the anchor.
@@ -1303,7 +1335,7 @@ class TrackSpotter:
                            np.where(own[:, None], np.nan_to_num(cand.vectors[apex_i]), 0.0))
         # Median over ~0.07 s, as the end test smooths the activity.
         return None if profile is None else \
-            _trailing_median(profile, np.asarray(cand.times[apex_i: stop + 1]), 0.07)
+            _windowed_median(profile, np.asarray(cand.times[apex_i: stop + 1]), 0.07)
 
     def _brief_release(self, cand: _Candidate, onset_t: float, apex_i: int, end_index: int) -> int:
         """End index of a brief movement that something else kept open.
@@ -1413,8 +1445,13 @@ class TrackSpotter:
         # all peak on the same frame, and a nuisance may set the global apex.
         peak_frame = np.argmax(np.nan_to_num(mags[:own_frames], nan=-1.0), axis=0)
         apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
-        onset_i, offset_i = (onset_i, end_index) if brief else \
-            self._widen_to_edges(cand, len(seen), onset_i, end_index, np.where(active[:, None], apex_vec, 0.0))
+        apex_vectors = np.where(active[:, None], apex_vec, 0.0)
+        if cand.times[end_index] - onset_t <= cfg.micro_max + 1e-9:
+            onset_i, offset_i = self._tighten_to_profile(cand, onset_i, apex_i, end_index, apex_vectors)
+        elif brief:
+            offset_i = end_index
+        else:
+            onset_i, offset_i = self._widen_to_edges(cand, len(seen), onset_i, end_index, apex_vectors)
         onset_t = _onset_time(cand, onset_i)
         offset_t = cand.times[offset_i]
         blend_delta = None

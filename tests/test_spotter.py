@@ -526,3 +526,17 @@ def test_micro_expression_after_speech_is_not_anchored_mid_syllable(fps):
     events = run(8.0, [(TALKING, talk), (SMILE, lambda t: raised_cosine(t, 4.35, 4.6, 4.8))],
                  fps=fps, opening=opening)
     assert any(e.kind == "micro" and overlap(e, 4.35, 4.8) >= 0.5 for e in events), events
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+def test_micro_expression_keeps_its_timing_beside_a_region_drifting_under_threshold(fps):
+    # The chin drifts a little (under its threshold) just before and during a
+    # brow flash: the activity, the largest region ratio, stays over the end
+    # level on the drift alone, so onset and offset come from the brows' own
+    # motion.
+    drift = {"chin": (0.0, 0.35)}
+    events = run(7.0, [(BROW_RAISE, lambda t: raised_cosine(t, 3.0, 3.08, 3.2)),
+                       (drift, lambda t: ramp(t, 2.7, 2.95, 1.0) - ramp(t, 3.25, 3.5, 1.0))], fps=fps)
+    assert len(events) == 1, events
+    assert events[0].kind == "micro" and events[0].regions == ["brows"], events
+    assert overlap(events[0], 3.0, 3.2) >= 0.7, events
