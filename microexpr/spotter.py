@@ -146,6 +146,9 @@ class SpotterConfig:
     head_turn: float = 0.03
     head_window: float = 0.15
     speech_power: float = 2.0e-5
+    # A movement of the mouth and chin alone that begins within this long
+    # after a speech spell (its hangover past) is the mouth settling.
+    speech_settle: float = 0.1
     blink_ratio: float = 0.72
     blink_margin: float = 1.5
     clear_peak: float = 2.0  # activity a movement must reach for a blink to close its event
@@ -345,10 +348,11 @@ class SpeechDetector:
         # The spell spans the swings themselves, not the detection delay.
         return self.swings >= self.min_swings
 
-    def active_at(self, t: float, lead: float = 0.0) -> bool:
+    def active_at(self, t: float, lead: float = 0.0, trail: float = 0.0) -> bool:
         """Whether ``t`` is in a spell (or up to ``lead`` s before one: the mouth
-        moves before the first swing is fast enough to count)."""
-        return any(start - lead <= t <= end + self.hangover for start, end in self.spells[-8:])
+        moves before the first swing is fast enough to count; or ``trail`` s
+        after its hangover)."""
+        return any(start - lead <= t <= end + self.hangover + trail for start, end in self.spells[-8:])
 
     def overlaps(self, start: float, end: float) -> bool:
         return any(s <= end and start <= e + self.hangover for s, e in self.spells[-8:])
@@ -1436,6 +1440,11 @@ class TrackSpotter:
         if talking or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
             active &= ~mouth
         groups = sorted({GROUP_NAMES[g] for g in _GROUP_OF[active] if g >= 0})
+        if groups and all(GROUP_NAMES.index(g) in _MOUTH_GROUPS for g in groups) and \
+                self.speech.active_at(onset_t, lead=SPEECH_LEAD, trail=cfg.speech_settle):
+            # The mouth closes and eases back after the last syllable that counted.
+            log.debug("drop %.2f-%.2f: the mouth settling after speech", onset_t, offset_t)
+            return None
         if not groups:
             log.debug("drop %.2f-%.2f: %s", onset_t, offset_t,
                       "the blink itself" if blinking else "no region left (speech masked)")

@@ -528,6 +528,29 @@ def test_micro_expression_after_speech_is_not_anchored_mid_syllable(fps):
     assert any(e.kind == "micro" and overlap(e, 4.35, 4.8) >= 0.5 for e in events), events
 
 
+@pytest.mark.parametrize("fps", [25.0, 30.0, 60.0, 200.0])
+def test_mouth_settling_after_speech_is_not_an_expression(fps):
+    # Speech stops with the mouth open, and it closes over half a second:
+    # one slow movement of the lips and chin, no longer a syllable rhythm.
+    # That is the end of the speech, not an expression.
+    start, stop, settled, rate = 2.6, 4.05, 4.55, 4.5
+
+    def syllables(t):
+        return 0.5 - 0.5 * np.cos(2 * np.pi * rate * (np.asarray(t, dtype=float) - start))
+
+    def talk(t):
+        t = np.asarray(t, dtype=float)
+        closing = syllables(stop) * (0.5 + 0.5 * np.cos(np.pi * np.clip((t - stop) / (settled - stop), 0.0, 1.0)))
+        return np.where(t < start, 0.0, np.where(t < stop, syllables(t), closing))
+
+    def opening(t):  # d/dt of the lower lip's displacement, IOD/s
+        step = 1e-4
+        return float(talk(t + step) - talk(t - step)) / (2 * step) * 1.5 / IOD
+
+    events = run(7.0, [(TALKING, talk)], fps=fps, opening=opening)
+    assert events == [], events
+
+
 @pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
 def test_micro_expression_keeps_its_timing_beside_a_region_drifting_under_threshold(fps):
     # The chin drifts a little (under its threshold) just before and during a
