@@ -157,6 +157,11 @@ class SpotterConfig:
     # aligned crops of two frames differ by about this fraction of how far
     # the head moved between them, so thresholds grow by it.
     head_motion_gain: float = 0.1
+    # A micro-length event while the head moved more than head_still (IOD)
+    # within head_still_window s is the alignment catching up with the head:
+    # a flash that brief cannot be told from the landmarks' lag.
+    head_still: float = 0.025
+    head_still_window: float = 0.1
 
     @classmethod
     def for_mode(cls, mode: str, **overrides) -> "SpotterConfig":
@@ -619,6 +624,19 @@ class TrackSpotter:
         moved = relative @ (centre - cur.to_crop[:, 2]) + ref.to_crop[:, 2]
         turn = float(np.linalg.norm(relative - np.eye(2))) / math.sqrt(2.0)
         return float(np.hypot(*(moved - centre))) + half * turn
+
+    def _head_moved(self, start: float, end: float) -> float:
+        """The most the head moved (IOD) within ``head_still_window`` s, between ``start`` and ``end``."""
+        window = self.config.head_still_window
+        frames = [rec for rec in self._buffer if start - window <= rec.t <= end]
+        times = np.array([rec.t for rec in frames])
+        most = 0.0
+        for rec in frames:
+            if rec.t < start:
+                continue
+            before = frames[int(np.searchsorted(times, rec.t - window - 1e-9))]
+            most = max(most, self._head_motion(before, rec))
+        return most / self.iod
 
     def _update_noise(self, t: float, magnitudes: np.ndarray, activity: float) -> None:
         self._noise.append((t, magnitudes))
@@ -1480,6 +1498,10 @@ class TrackSpotter:
         kind = "micro" if duration <= cfg.micro_max + 1e-9 else "macro"
         if peak < (cfg.macro_min_peak if kind == "macro" else cfg.min_peak):
             log.debug("drop %s %.2f-%.2f: peak %.2f against the anchor", kind, onset_t, offset_t, peak)
+            return None
+        if kind == "micro" and self._head_moved(onset_t - cfg.head_still_window,
+                                                offset_t + cfg.head_still_window) > cfg.head_still:
+            log.debug("drop micro %.2f-%.2f: the head moved", onset_t, offset_t)
             return None
         confidence = float(1.0 - math.exp(-(peak - 1.0) / 2.0)) if peak > 1.0 else 0.0
         return Event(onset=onset_t, apex=apex_t, offset=offset_t, kind=kind,

@@ -563,3 +563,15 @@ def test_micro_expression_keeps_its_timing_beside_a_region_drifting_under_thresh
     assert len(events) == 1, events
     assert events[0].kind == "micro" and events[0].regions == ["brows"], events
     assert overlap(events[0], 3.0, 3.2) >= 0.7, events
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+def test_brief_residual_of_a_quick_head_turn_is_not_a_micro_expression(fps):
+    # A quick turn, 12 px aside and back in 0.3 s: the landmarks lag it, and
+    # the aligned crops are out by ~1.5 px for a micro-expression's length.
+    turn = lambda t: np.sin(np.pi * np.clip((t - 3.0) / 0.3, 0.0, 1.0)) ** 2  # noqa: E731
+    residual = {name: (0.0, 1.8) for name in ("brow_inner_right", "brow_inner_left", "upper_lip", "chin")}
+    components = [(residual, turn)]
+    alone = run(6.0, components, fps=fps)
+    assert [e.kind for e in alone] == ["micro"], "the residual alone must read as a micro-expression"
+    assert run(6.0, components, fps=fps, pose=lambda t: _shifted(12.0 * turn(t))) == []
