@@ -113,8 +113,10 @@ class SpotterConfig:
     # An event's peak activity against its anchor must reach min_peak (the
     # trigger's own comparison may have been noise that the anchor does not
     # repeat), a macro-length one's macro_min_peak: over a longer window
-    # drift and lighting have more time to cross a threshold.
-    min_peak: float = 1.0
+    # drift and lighting have more time to cross a threshold. Under 1 because
+    # the anchor lies further back than the trigger's reference, so its
+    # thresholds have grown for drift that a brief flash does not have.
+    min_peak: float = 0.8
     macro_min_peak: float = 1.45
     max_duration: float = 4.5
     stale_time: float = 2.0
@@ -1503,7 +1505,7 @@ class TrackSpotter:
                                                 offset_t + cfg.head_still_window) > cfg.head_still:
             log.debug("drop micro %.2f-%.2f: the head moved", onset_t, offset_t)
             return None
-        confidence = float(1.0 - math.exp(-(peak - 1.0) / 2.0)) if peak > 1.0 else 0.0
+        confidence = float(1.0 - math.exp(-(peak - cfg.min_peak) / 2.0))
         return Event(onset=onset_t, apex=apex_t, offset=offset_t, kind=kind,
                      subtle=len(groups) == 1, regions=groups, aus=aus, emotion=emotion,
                      confidence=confidence, track_id=self.track_id,
