@@ -450,8 +450,10 @@ def _windowed_median(values: np.ndarray, times: np.ndarray, before: float, after
     """Median of each value with those up to ``before`` seconds earlier and
     ``after`` seconds later (any frame rate)."""
     first = np.searchsorted(times, times - before, side="left")
-    last = np.searchsorted(times, times + after, side="right")
-    return np.array([np.median(values[a:b]) for a, b in zip(first, last)])
+    stop = np.searchsorted(times, times + after, side="right")
+    taken = first[:, None] + np.arange(int(np.max(stop - first, initial=1)))
+    window = np.where(taken < stop[:, None], values[np.minimum(taken, len(values) - 1)], np.nan)
+    return np.nanmedian(window, axis=1)
 
 
 def _fell_halfway(acts: Sequence[float]) -> bool:
@@ -1505,7 +1507,7 @@ class TrackSpotter:
                                                 offset_t + cfg.head_still_window) > cfg.head_still:
             log.debug("drop micro %.2f-%.2f: the head moved", onset_t, offset_t)
             return None
-        confidence = float(1.0 - math.exp(-(peak - cfg.min_peak) / 2.0))
+        confidence = max(0.0, float(1.0 - math.exp(-(peak - cfg.min_peak) / 2.0)))
         return Event(onset=onset_t, apex=apex_t, offset=offset_t, kind=kind,
                      subtle=len(groups) == 1, regions=groups, aus=aus, emotion=emotion,
                      confidence=confidence, track_id=self.track_id,
