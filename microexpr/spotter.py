@@ -1462,7 +1462,7 @@ class TrackSpotter:
         if talking or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
             active &= ~mouth
         groups = sorted({GROUP_NAMES[g] for g in _GROUP_OF[active] if g >= 0})
-        if groups and all(GROUP_NAMES.index(g) in _MOUTH_GROUPS for g in groups) and \
+        if active.any() and not (active & ~mouth).any() and \
                 self.speech.active_at(onset_t, lead=SPEECH_LEAD, trail=cfg.speech_settle):
             # The mouth closes and eases back after the last syllable that counted.
             log.debug("drop %.2f-%.2f: the mouth settling after speech", onset_t, offset_t)
