@@ -70,6 +70,8 @@ _GROUP_OF = np.array([GROUP_NAMES.index(REGION_GROUPS[n]) if REGION_GROUPS[n] in
 _EYES = GROUP_NAMES.index("eyes")
 _BROWS = GROUP_NAMES.index("brows")
 _MOUTH_GROUPS = {GROUP_NAMES.index("mouth"), GROUP_NAMES.index("chin")}
+_MOUTH = np.isin(_GROUP_OF, list(_MOUTH_GROUPS))  # the regions speech moves
+_LOWER_FACE = np.isin(_GROUP_OF, [GROUP_NAMES.index(g) for g in ("nose", "mouth", "chin")])
 # Speech's first syllable or two move the mouth before their swings are fast
 # enough to count: the spell reaches back this far for the mouth regions.
 SPEECH_LEAD = 0.3
@@ -164,6 +166,15 @@ class SpotterConfig:
     # a flash that brief cannot be told from the landmarks' lag.
     head_still: float = 0.025
     head_still_window: float = 0.1
+    # A candidate that ends without an event is searched for a flash held
+    # against frames this far (s) either side (TrackSpotter._flash_within);
+    # one over flash_peak thresholds is judged as a candidate of its own. The
+    # search leaves out the eyes and brows within flash_blink_margin s of a
+    # blink and the mouth within flash_speech_margin s of a speech spell.
+    flash_halves: tuple[float, ...] = (0.06, 0.12, 0.2, 0.3)
+    flash_peak: float = 1.0
+    flash_blink_margin: float = 0.15
+    flash_speech_margin: float = 1.0
 
     @classmethod
     def for_mode(cls, mode: str, **overrides) -> "SpotterConfig":
@@ -775,10 +786,9 @@ class TrackSpotter:
             # The stream may stop long after the movement settled: end where
             # the activity fell back, not at the last frame; one that never
             # came back is a shift (or the rest of an expression's fall).
-            if self._came_back(cand, np.asarray(cand.acts)) is None:
-                continue
-            event = self._finish(cand, self._settled_index(cand.acts), cand.times[-1])
-            events += [event] if event is not None else []
+            event = None if self._came_back(cand, np.asarray(cand.acts)) is None else \
+                self._finish(cand, self._settled_index(cand.acts), cand.times[-1])
+            events += [event] if event is not None else self._flash_within(cand, cand.times[-1])
         return events
 
     # ------------------------------------------------------------ internals
@@ -916,7 +926,7 @@ class TrackSpotter:
         if eyes_closing or self.blinks.overlaps(t - 0.05, t):
             ratio[_GROUP_OF == _EYES] = 0.0
         if speaking:
-            ratio[np.isin(_GROUP_OF, list(_MOUTH_GROUPS))] = 0.0
+            ratio[_MOUTH] = 0.0
 
     def _record_signals(self, mag: np.ndarray, ratio: np.ndarray, state: float) -> None:
         signals = {"state": state, "activity": float(np.nanmax(ratio)) if ratio.size else 0.0,
@@ -1068,7 +1078,7 @@ class TrackSpotter:
             # Not the widened offset: measured, references after it lost
             # more events than the tail they kept out.
             self._last_offset = cand.times[end_index]
-            return [event] if event is not None else []
+            return [event] if event is not None else self._flash_within(cand, t)
         # The short-lag activity tells whether the face is moving now. After
         # a still spell, a new movement starts a new candidate (anchored just
         # before it) so one long candidate cannot swallow later events; a
@@ -1103,7 +1113,7 @@ class TrackSpotter:
                 self._last_offset = cand.still_since
                 log.debug("candidate from %.2f split at %.2f (new movement)", cand.anchor.t, t)
                 if _fell_halfway(cand.acts) or max(cand.acts) < cfg.clear_peak:
-                    events = self._salvage(cand, t)
+                    events = self._salvage(cand, t, until=lag_ref.t)
                 else:  # held at a clear apex: it may still end as an expression
                     events = self._park(cand, t, overtaken_at=lag_ref.t)
                 known = {rec.index: v - cand.vectors[lag_i] for rec, v in
@@ -1203,19 +1213,96 @@ class TrackSpotter:
         """Whether ``movement`` is a parked candidate returning to neutral (against its apex)."""
         return any(_opposes(movement, cand.vectors[int(np.argmax(cand.acts))]) for cand in self._parked)
 
-    def _salvage(self, cand: _Candidate, now: float) -> list[Event]:
-        """An interrupted candidate: keep it if it clearly peaked and fell back halfway.
+    def _salvage(self, cand: _Candidate, now: float, until: float = math.inf) -> list[Event]:
+        """An interrupted candidate: keep it if it clearly peaked and fell back halfway,
+        else look in it for a flash (:meth:`_flash_within`) before ``until``.
 
         Halfway in its own regions' motion (:meth:`_own_profile`), not in the
         activity: thresholds grow with the time since the anchor, so a shift
         that stays (a pose, the rest of an expression's fall) would seem to fade.
         """
         acts = self._across_blinks(cand, np.asarray(cand.acts))
-        if acts.size < 2 or not _fell_halfway(acts):
-            return []
-        halfway = self._came_back(cand, acts)
+        halfway = self._came_back(cand, acts) if acts.size >= 2 and _fell_halfway(acts) else None
         event = self._finish(cand, halfway, now) if halfway is not None else None
-        return [event] if event is not None else []
+        return [event] if event is not None else self._flash_within(cand, now, until)
+
+    def _flash_within(self, cand: _Candidate, now: float, until: float = math.inf) -> list[Event]:
+        """Micro-expressions inside a candidate that ended without an event.
+
+        A drift or a slow shift that starts a candidate hides a brief flash
+        in another region: the activity is the largest region's, and the
+        candidate is then dropped whole. Here each frame is held against two
+        frames ``flash_halves`` s either side (before ``until``): a flash
+        moved away from both, which barely differ; a drift or a step moved
+        from one to the other. The strongest such frame over the thresholds
+        is judged as its own candidate, anchored before it.
+        """
+        cfg = self.config
+        if cand.parked_at is not None:
+            until = min(until, cand.parked_at)  # later motion is the newer candidate's
+        count = len(cand.times)
+        while count and cand.times[count - 1] > until:
+            count -= 1
+        if count < 3 or any(v is None for v in cand.vectors[:count]):
+            return []
+        times = np.array([cand.anchor.t] + cand.times[:count])
+        vectors = np.stack([np.zeros_like(cand.vectors[0])] + cand.vectors[:count])
+        records = [cand.anchor] + cand.records[:count]
+        thr = self._thresholds()
+        others = np.arange(N_REGIONS) != REFERENCE_REGION
+        # Syllables swing before and after the spell that counted them.
+        speaking = np.array([self.speech.active_at(tt, lead=cfg.flash_speech_margin, trail=cfg.flash_speech_margin)
+                             for tt in times])
+        # The aperture shows a blink later and shorter than the lids and brows move.
+        in_blink = np.array([rec.eyes_closing or self.blinks.overlaps(tt, tt, margin=cfg.flash_blink_margin)
+                             for tt, rec in zip(times, records)])
+        blinks_so_far = np.concatenate([[0], np.cumsum(in_blink)])
+        index = np.arange(len(times))
+        warm = (self._start_t or 0.0) + cfg.warmup
+        best, best_at = cfg.flash_peak, None
+        for half in cfg.flash_halves:
+            before = np.searchsorted(times, times - half, side="right") - 1
+            after = np.searchsorted(times, times + half, side="left")
+            # Not before the noise level was known (the warm-up).
+            at = index[(before >= 0) & (after < len(times)) & (times[np.maximum(before, 0)] >= warm)]
+            if at.size == 0:
+                continue
+            a, b = before[at], after[at]
+            here = vectors[at]
+            # Moved from both frames, less half of what stayed moved between
+            # them: a flash keeps its height, a drift or a step nets zero.
+            moved = np.minimum(np.linalg.norm(here - vectors[a], axis=2), np.linalg.norm(here - vectors[b], axis=2))
+            moved = (moved - 0.5 * np.linalg.norm(vectors[b] - vectors[a], axis=2)) / thr
+            # As _ratios does, a frame at a time (np.nanpercentile per row is slow).
+            common = np.percentile(moved[:, others], cfg.common_percentile, axis=1, keepdims=True)
+            ratio = np.nan_to_num(np.maximum(moved - common, 0.0))
+            ratio[:, ~others] = 0.0
+            # A blink moves the brows too: a second look leaves it all out.
+            ratio[np.ix_((blinks_so_far[b + 1] - blinks_so_far[a]) > 0, np.isin(_GROUP_OF, [_EYES, _BROWS]))] = 0.0
+            ratio[np.ix_(speaking[at], _MOUTH)] = 0.0
+            top = ratio.max(axis=1)
+            k = int(np.argmax(top))
+            if top[k] > best:
+                best, best_at = float(top[k]), (int(a[k]), int(b[k]))
+        if best_at is None:
+            return []
+        a, b = best_at
+        flash = _Candidate(anchor=records[a], trigger_t=float(times[b]))
+        for k in range(a + 1, b + 1):
+            vec = vectors[k] - vectors[a]
+            flash.times.append(float(times[k]))
+            flash.records.append(records[k])
+            flash.vectors.append(vec)
+            flash.acts.append(self._activity(vec, times[k], self.speech.active_at(times[k], lead=SPEECH_LEAD),
+                                             records[k].eyes_closing or records[a].eyes_closing,
+                                             age=times[k] - times[a])[1])
+        log.debug("flash within %.2f-%.2f: %.2f at %.2f-%.2f", cand.anchor.t, times[-1], best, times[a], times[b])
+        end = self._settled_index(flash.acts)
+        if flash.acts[end] >= self._end_level(max(flash.acts)):
+            log.debug("flash %.2f-%.2f does not come back against its anchor", times[a], times[b])
+            return []  # another region still moving away: not the flash alone
+        event = self._finish(flash, end, now)
+        return [event] if event is not None and event.kind == "micro" else []
 
     def _came_back(self, cand: _Candidate, acts: np.ndarray) -> int | None:
         """Index where the candidate's own motion fell back below half its apex, or None."""
@@ -1454,15 +1541,17 @@ class TrackSpotter:
             bleed = brows & (region_peak < cfg.region_fraction * eye_peak)
             region_peak[bleed] = unblinked[bleed]
             region_peak[_GROUP_OF == _EYES] = 0.0
-            # Moving eye landmarks jolt the alignment: ask the rest for a margin.
+            # Moving eye landmarks jolt the alignment: ask the rest for a
+            # margin, except the lower face on the frames clear of the blink
+            # (the brows and cheeks move as the lids begin to).
             region_peak /= cfg.blink_margin
-        active = (region_peak >= 1.0) & (region_peak >= cfg.region_fraction * np.nanmax(region_peak))
-        mouth = np.isin(_GROUP_OF, list(_MOUTH_GROUPS))
+            region_peak[_LOWER_FACE] = np.maximum(region_peak[_LOWER_FACE], unblinked[_LOWER_FACE])
         talking = self.speech.active_at(apex_t, lead=SPEECH_LEAD)
-        if talking or _oscillates(vectors[:, mouth, 1], cand.times[: end_index + 1]):
-            active &= ~mouth
+        if talking or _oscillates(vectors[:, _MOUTH, 1], cand.times[: end_index + 1]):
+            region_peak[_MOUTH] = 0.0  # before the fraction: speech must not outshine the rest
+        active = (region_peak >= 1.0) & (region_peak >= cfg.region_fraction * np.nanmax(region_peak))
         groups = sorted({GROUP_NAMES[g] for g in _GROUP_OF[active] if g >= 0})
-        if active.any() and not (active & ~mouth).any() and \
+        if active.any() and not (active & ~_MOUTH).any() and \
                 self.speech.active_at(onset_t, lead=SPEECH_LEAD, trail=cfg.speech_settle):
             # The mouth closes and eases back after the last syllable that counted.
             log.debug("drop %.2f-%.2f: the mouth settling after speech", onset_t, offset_t)

@@ -575,3 +575,39 @@ def test_brief_residual_of_a_quick_head_turn_is_not_a_micro_expression(fps):
     alone = run(6.0, components, fps=fps)
     assert [e.kind for e in alone] == ["micro"], "the residual alone must read as a micro-expression"
     assert run(6.0, components, fps=fps, pose=lambda t: _shifted(12.0 * turn(t))) == []
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+def test_mouth_flash_running_into_a_blink_is_kept(fps):
+    # The mouth moves 1.4 thresholds, under the margin a blink asks of the
+    # regions it may jolt, but it peaks on frames clear of the blink.
+    flash = {name: (0.26 * x, 0.26 * y) for name, (x, y) in MOUTH_CORNERS.items()}
+    events = run(6.0, [(flash, lambda t: raised_cosine(t, 3.1, 3.22, 3.4)),
+                       (LIDS_CLOSING, lambda t: blink(t, 3.3, 3.55))],
+                 aperture=lambda t: 0.3 * (1.0 - 0.8 * blink(t, 3.3, 3.55)), fps=fps)
+    assert len(events) == 1, events
+    assert events[0].kind == "micro" and events[0].regions == ["mouth"], events
+    assert overlap(events[0], 3.1, 3.4) >= 0.5, events
+
+
+CHIN_DOWN = {"chin": (0.0, 1.0)}
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+def test_micro_expression_inside_a_dropped_drift_is_found(fps):
+    # The chin sinks 1.2 px over 2 s, a shift that never comes back, and the
+    # candidate it opens is dropped; a faint brow flash (1.2 thresholds)
+    # inside it never leads the activity.
+    events = run(8.0, [(BROW_RAISE, lambda t: 0.3 * raised_cosine(t, 3.5, 3.58, 3.7)),
+                       (CHIN_DOWN, lambda t: ramp(t, 2.5, 4.5, 1.2))], fps=fps)
+    assert len(events) == 1, events
+    assert events[0].kind == "micro" and events[0].regions == ["brows"], events
+    assert overlap(events[0], 3.5, 3.7) >= 0.5, events
+
+
+@pytest.mark.parametrize("fps", [25.0, 200.0])
+@pytest.mark.parametrize("seconds", [0.1, 2.0])
+def test_shift_that_stays_holds_no_flash(fps, seconds):
+    # A step (0.1 s) or a drift (2 s) of 2.4 px: far from the frames before
+    # it and from those after, but not back where it started.
+    assert run(8.0, [(CHIN_DOWN, lambda t: ramp(t, 3.0, 3.0 + seconds, 2.4))], fps=fps) == []
