@@ -71,6 +71,8 @@ _EYES = GROUP_NAMES.index("eyes")
 _BROWS = GROUP_NAMES.index("brows")
 _MOUTH_GROUPS = {GROUP_NAMES.index("mouth"), GROUP_NAMES.index("chin")}
 _MOUTH = np.isin(_GROUP_OF, list(_MOUTH_GROUPS))  # the regions speech moves
+_EYES_AND_BROWS = np.isin(_GROUP_OF, [_EYES, _BROWS])
+_NOT_REFERENCE = np.arange(N_REGIONS) != REFERENCE_REGION
 _LOWER_FACE = np.isin(_GROUP_OF, [GROUP_NAMES.index(g) for g in ("nose", "mouth", "chin")])
 # Speech's first syllable or two move the mouth before their swings are fast
 # enough to count: the spell reaches back this far for the mouth regions.
@@ -887,13 +889,15 @@ class TrackSpotter:
 
         Lighting changes and alignment error move the whole face a little;
         an expression moves some regions. The lower quartile over regions
-        estimates the shared part.
+        (the last axis; earlier axes are frames) estimates the shared part.
         """
         ratio = mag / thr
-        ratio[REFERENCE_REGION] = np.nan
-        common = float(np.nanpercentile(ratio, self.config.common_percentile))
+        others = ratio[..., _NOT_REFERENCE]
+        # np.nanpercentile goes row by row; only a broken flow brings a NaN.
+        quartile = np.nanpercentile if np.isnan(others).any() else np.percentile
+        common = quartile(others, self.config.common_percentile, axis=-1, keepdims=True)
         ratio = np.maximum(ratio - common, 0.0)
-        ratio[REFERENCE_REGION] = 0.0
+        ratio[..., REFERENCE_REGION] = 0.0
         return ratio
 
     def _lag_reference(self, t: float, not_before: float, lag: float | None = None) -> FrameRecord | None:
@@ -1249,7 +1253,6 @@ class TrackSpotter:
         vectors = np.stack([np.zeros_like(cand.vectors[0])] + cand.vectors[:count])
         records = [cand.anchor] + cand.records[:count]
         thr = self._thresholds()
-        others = np.arange(N_REGIONS) != REFERENCE_REGION
         # Syllables swing before and after the spell that counted them.
         speaking = np.array([self.speech.active_at(tt, lead=cfg.flash_speech_margin, trail=cfg.flash_speech_margin)
                              for tt in times])
@@ -1272,13 +1275,10 @@ class TrackSpotter:
             # Moved from both frames, less half of what stayed moved between
             # them: a flash keeps its height, a drift or a step nets zero.
             moved = np.minimum(np.linalg.norm(here - vectors[a], axis=2), np.linalg.norm(here - vectors[b], axis=2))
-            moved = (moved - 0.5 * np.linalg.norm(vectors[b] - vectors[a], axis=2)) / thr
-            # As _ratios does, a frame at a time (np.nanpercentile per row is slow).
-            common = np.percentile(moved[:, others], cfg.common_percentile, axis=1, keepdims=True)
-            ratio = np.nan_to_num(np.maximum(moved - common, 0.0))
-            ratio[:, ~others] = 0.0
+            moved = moved - 0.5 * np.linalg.norm(vectors[b] - vectors[a], axis=2)
+            ratio = np.nan_to_num(self._ratios(moved, thr))
             # A blink moves the brows too: a second look leaves it all out.
-            ratio[np.ix_((blinks_so_far[b + 1] - blinks_so_far[a]) > 0, np.isin(_GROUP_OF, [_EYES, _BROWS]))] = 0.0
+            ratio[np.ix_((blinks_so_far[b + 1] - blinks_so_far[a]) > 0, _EYES_AND_BROWS)] = 0.0
             ratio[np.ix_(speaking[at], _MOUTH)] = 0.0
             top = ratio.max(axis=1)
             k = int(np.argmax(top))
