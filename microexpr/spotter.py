@@ -487,6 +487,7 @@ class _Candidate:
     still_since: float | None = None
     stale_from: float | None = None  # the still spell counts towards going stale since
     split_from: float | None = None  # a new movement after a still spell, since (not yet a split)
+    motion_checked_at: float = -math.inf  # last frame whose short-lag motion was judged
     below_since: float | None = None  # activity back under the end level since
     blinked: bool = False  # a blink has begun since the anchor
     parked_at: float | None = None  # a newer movement took over after this (see TrackSpotter._park)
@@ -1093,8 +1094,12 @@ class TrackSpotter:
         blinking_now = record.eyes_closing or self.blinks.closing_at(t)
         if blinking_now:
             cand.split_from = None
-        lag_i = self._recent_index(cand, t)
-        if not blinking_now:
+        # Judged at most check_rate times a second, as idle frames are: a
+        # still spell must survive every check, and at 200 fps noise would
+        # cross the threshold somewhere in forty frames.
+        if not blinking_now and t - cand.motion_checked_at >= 0.9 / cfg.check_rate:
+            cand.motion_checked_at = t
+            lag_i = self._recent_index(cand, t)
             lag_ref = cand.records[lag_i] if lag_i >= 0 else cand.anchor
             # Both profiles share the anchor: their difference is the motion
             # since lag_ref, without a flow of its own.
