@@ -109,6 +109,10 @@ class SpotterConfig:
     # A micro-length event's onset and offset are moved in to where that
     # projection is above micro_edge_fraction of its apex (see _tighten_to_profile).
     micro_edge_fraction: float = 0.2
+    # Compression keeps part of a brief deformation for a while (blocks
+    # left uncoded): a fall that stops under half the apex ends there.
+    micro_tail_span: float = 0.04
+    micro_tail_drop: float = 0.05
     hold: float = 0.1
     # An event whose apex regions fell back below this fraction of their apex
     # within micro_max of its onset, for good, ends there: activity left in
@@ -1431,9 +1435,20 @@ class TrackSpotter:
         while first > onset_i and profile[first - 1] >= edge:
             first -= 1
         end = apex_i
-        while end < offset_i and profile[end] >= edge:
+        while end < offset_i and profile[end] >= edge and not self._tail_from(profile, times, end, top):
             end += 1
         return first, end
+
+    def _tail_from(self, profile: np.ndarray, times: np.ndarray, i: int, top: float) -> bool:
+        """Whether the fall has stopped at frame ``i``, under half the apex: the
+        next ``micro_tail_span`` s drop less than ``micro_tail_drop`` of it."""
+        cfg = self.config
+        if profile[i] >= 0.5 * top:
+            return False
+        ahead = np.flatnonzero((times > times[i]) & (times <= times[i] + cfg.micro_tail_span + 1e-9))
+        if ahead.size == 0 or times[-1] < times[i] + cfg.micro_tail_span - 1e-9:
+            return False
+        return bool(profile[i] - np.min(profile[ahead]) < cfg.micro_tail_drop * top)
 
     def _own_profile(self, cand: _Candidate, apex_i: int, stop: int) -> np.ndarray | None:
         """The anchored motion of frames ``apex_i..stop`` projected on the apex frame's own

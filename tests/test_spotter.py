@@ -113,6 +113,19 @@ def test_micro_expression_soon_after_a_lasting_shift_is_not_swallowed():
 
 
 @pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+def test_micro_expression_ends_where_its_fall_stops(fps):
+    # The brows fall back to 30 % of their apex by 3.14 s and that part
+    # lingers, fading over half a second (compression refreshes it block by
+    # block): the expression is 3.0-3.14 s, not 3.0-3.5.
+    fading_tail = lambda t: (0.3 - ramp(t, 3.14, 3.7, 0.3)) * (t > 3.06)
+    events = run(7.0, [(BROW_RAISE, lambda t: np.maximum(raised_cosine(t, 3.0, 3.06, 3.2), fading_tail(t)))],
+                 fps=fps)
+    assert len(events) == 1, events
+    (event,) = events
+    assert event.kind == "micro" and overlap(event, 3.0, 3.14) >= 0.5, event
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
 def test_event_timing_does_not_depend_on_the_frame_rate(fps):
     events = run(7.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 2.5, 3.2))], fps=fps)
     assert len(events) == 1, events
