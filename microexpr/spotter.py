@@ -280,9 +280,10 @@ class SpeechDetector:
     lower lip and chin minus the upper lip between frames ~1/30 s apart, in
     IOD/s): speech makes it swing from opening to closing several times a
     second, each swing a syllable's half-cycle after the last, an expression
-    once. A swing must beat both the velocity's own noise and ``min_speed``:
-    compression noise and the jolt a blink gives the alignment are
-    heavy-tailed, so a multiple of the median alone is crossed by chance.
+    once. A swing must beat both the velocity's own noise (from its lower
+    quartile outside speech spells) and ``min_speed``: compression noise
+    and the jolt a blink gives the alignment are heavy-tailed, so a
+    multiple of a typical level alone is crossed by chance.
     And the lip aperture from landmarks, whose 3-6.5 Hz energy must stay
     above its slow-band energy (real faces, where landmarks follow the
     lips). Speech spells are kept as intervals, widened
@@ -331,7 +332,7 @@ class SpeechDetector:
             if not self._speed_times or t - self._speed_times[-1] >= 0.9 / 30.0:
                 self._speed_noise.append(abs(opening_velocity))
                 self._speed_times.append(t)
-            while self._speed_times[0] < t - self.noise_window:
+            while self._speed_times and self._speed_times[0] < t - self.noise_window:
                 self._speed_times.popleft()
                 self._speed_noise.popleft()
             if self._swinging():
@@ -345,13 +346,20 @@ class SpeechDetector:
             self.spells[-1][1] = max(self.spells[-1][1], end)
         else:
             self.spells.append([start, end])
+        # Syllables are not noise: left in, a long spell would raise the level
+        # its own swings are measured against.
+        while self._speed_times and self._speed_times[-1] >= start:
+            self._speed_times.pop()
+            self._speed_noise.pop()
 
     def _swinging(self) -> bool:
         """Several alternating strong swings of the opening velocity, a syllable's
         half-cycle apart (3-6.5 Hz speech: 0.08-0.17 s), within the window."""
         if len(self._speed_noise) < 10:
             return False
-        level = max(3.0 * float(np.median(self._speed_noise)), self.min_speed)
+        # 6.3 x the lower quartile is 3 x the median for Gaussian noise; speech
+        # filling the history (a clip that opens talking) barely moves it.
+        level = max(6.3 * float(np.percentile(self._speed_noise, 25)), self.min_speed)
         shortest, longest = self.half_cycle
         sign = 0
         swing_times: list[float] = []

@@ -425,6 +425,19 @@ def test_syllables_at_4_5_hz_are_speech(rate):
     assert active[times > 4.0].mean() > 0.9 and not active[times < 2.5].any()
 
 
+@pytest.mark.parametrize("rate", [30.0, 200.0])
+def test_speech_from_the_first_second_is_speech(rate):
+    # A clip that opens talking: most of the velocity history is speech, which
+    # must not raise the noise level the syllables are measured against.
+    def talking(t):
+        return np.where(t >= 0.8, 0.07 * np.sin(2 * np.pi * 3.5 * (t - 0.8)), 0.0)
+
+    times, velocities = _speech_velocities(talking, 4.0, rate=rate)
+    spells, active = _spells(times, velocities)
+    assert spells and spells[0][0] < 1.5, spells
+    assert active[times > 2.0].mean() > 0.9 and not active[times < 0.1].any()
+
+
 def _shifted(dx):
     """The frame -> crop similarity of a face moved ``dx`` px to the right in the frame."""
     return np.array([[1.0, 0.0, -200.0 - dx], [0.0, 1.0, -150.0]])
