@@ -112,6 +112,10 @@ class SpotterConfig:
     # Compression keeps part of a brief deformation for a while (blocks
     # left uncoded): a fall that stops under half the apex ends there.
     micro_tail_span: float = 0.04
+    # The first frame over micro_edge_fraction comes about this long after a
+    # brief rise began (its foot is under the noise): the onset is the last
+    # frame at least this far before it (one frame at 25-30 fps).
+    micro_onset_lead: float = 0.03
     micro_tail_drop: float = 0.05
     hold: float = 0.1
     # An event whose apex regions fell back below this fraction of their apex
@@ -527,9 +531,14 @@ class _Candidate:
         self.queued = [(r, s, computed.get(r.index) if v is None else v) for r, s, v in self.queued]
 
 
-def _onset_time(cand: _Candidate, onset_i: int) -> float:
-    """The onset of a movement whose first frame is ``onset_i``: the last still frame before it."""
-    return cand.times[onset_i - 1] if onset_i > 0 else cand.anchor.t
+def _onset_time(cand: _Candidate, onset_i: int, lead: float = 0.0) -> float:
+    """The onset of a movement whose first frame is ``onset_i``: the last still frame
+    before it, at least ``lead`` s before it."""
+    if onset_i <= 0:
+        return cand.anchor.t
+    target = cand.times[onset_i] - lead
+    earlier = [tt for tt in cand.times[:onset_i] if tt <= target + 1e-9]
+    return earlier[-1] if earlier else cand.anchor.t
 
 
 class TrackSpotter:
@@ -1594,13 +1603,15 @@ class TrackSpotter:
         peak_frame = np.argmax(np.nan_to_num(mags[:own_frames], nan=-1.0), axis=0)
         apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
         apex_vectors = np.where(active[:, None], apex_vec, 0.0)
+        lead = 0.0
         if cand.times[end_index] - onset_t <= cfg.micro_max + 1e-9:
             onset_i, offset_i = self._tighten_to_profile(cand, onset_i, apex_i, end_index, apex_vectors)
+            lead = cfg.micro_onset_lead
         elif brief:
             offset_i = end_index
         else:
             onset_i, offset_i = self._widen_to_edges(cand, len(seen), onset_i, end_index, apex_vectors)
-        onset_t = _onset_time(cand, onset_i)
+        onset_t = _onset_time(cand, onset_i, lead)
         offset_t = cand.times[offset_i]
         blend_delta = None
         onset_rec = cand.records[max(onset_i - 1, 0)]

@@ -126,6 +126,15 @@ def test_micro_expression_ends_where_its_fall_stops(fps):
 
 
 @pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
+def test_micro_expression_onset_does_not_lag_at_high_frame_rates(fps):
+    # A brief rise passes a fifth of its apex ~0.03 s after it began: one
+    # frame at 25 fps, six at 200. The onset must not trail by the difference.
+    events = run(6.0, [(BROW_RAISE, lambda t: raised_cosine(t, 3.0, 3.1, 3.25))], fps=fps)
+    assert len(events) == 1, events
+    assert abs(events[0].onset - 3.0) <= 0.01, events[0]
+
+
+@pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
 def test_event_timing_does_not_depend_on_the_frame_rate(fps):
     events = run(7.0, [(SMILE, lambda t: raised_cosine(t, 2.0, 2.5, 3.2))], fps=fps)
     assert len(events) == 1, events
