@@ -110,13 +110,14 @@ class SpotterConfig:
     # projection is above micro_edge_fraction of its apex (see _tighten_to_profile).
     micro_edge_fraction: float = 0.2
     # Compression keeps part of a brief deformation for a while (blocks
-    # left uncoded): a fall that stops under half the apex ends there.
+    # left uncoded): a fall that stops under half the apex (the next
+    # micro_tail_span s drop less than micro_tail_drop of it) ends there.
     micro_tail_span: float = 0.04
+    micro_tail_drop: float = 0.05
     # The first frame over micro_edge_fraction comes about this long after a
     # brief rise began (its foot is under the noise): the onset is the last
     # frame at least this far before it (one frame at 25-30 fps).
     micro_onset_lead: float = 0.03
-    micro_tail_drop: float = 0.05
     hold: float = 0.1
     # An event whose apex regions fell back below this fraction of their apex
     # within micro_max of its onset, for good, ends there: activity left in
@@ -1429,7 +1430,8 @@ class TrackSpotter:
     def _tighten_to_profile(self, cand: _Candidate, onset_i: int, apex_i: int, offset_i: int,
                             apex_vectors: np.ndarray) -> tuple[int, int]:
         """A micro-length event's onset and offset moved in to where its motion,
-        projected on ``apex_vectors``, is above ``micro_edge_fraction`` of its apex.
+        projected on ``apex_vectors``, is above ``micro_edge_fraction`` of its apex
+        (the offset sooner where the fall stops, :meth:`_tail_from`).
 
         The activity is the largest of many regions' noisy ratios, so it
         stays over the end level for a frame or two beyond a brief movement
