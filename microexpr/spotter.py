@@ -48,6 +48,7 @@ All windows are in seconds; any frame rate works.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections import deque
@@ -69,8 +70,7 @@ _GROUP_OF = np.array([GROUP_NAMES.index(REGION_GROUPS[n]) if REGION_GROUPS[n] in
                       for n in REGION_NAMES])
 _EYES = GROUP_NAMES.index("eyes")
 _BROWS = GROUP_NAMES.index("brows")
-_MOUTH_GROUPS = {GROUP_NAMES.index("mouth"), GROUP_NAMES.index("chin")}
-_MOUTH = np.isin(_GROUP_OF, list(_MOUTH_GROUPS))  # the regions speech moves
+_MOUTH = np.isin(_GROUP_OF, [GROUP_NAMES.index("mouth"), GROUP_NAMES.index("chin")])  # the regions speech moves
 _EYES_AND_BROWS = np.isin(_GROUP_OF, [_EYES, _BROWS])
 _NOT_REFERENCE = np.arange(N_REGIONS) != REFERENCE_REGION
 _LOWER_FACE = np.isin(_GROUP_OF, [GROUP_NAMES.index(g) for g in ("nose", "mouth", "chin")])
@@ -537,9 +537,8 @@ def _onset_time(cand: _Candidate, onset_i: int, lead: float = 0.0) -> float:
     before it, at least ``lead`` s before it."""
     if onset_i <= 0:
         return cand.anchor.t
-    target = cand.times[onset_i] - lead
-    earlier = [tt for tt in cand.times[:onset_i] if tt <= target + 1e-9]
-    return earlier[-1] if earlier else cand.anchor.t
+    before = bisect.bisect_right(cand.times, cand.times[onset_i] - lead + 1e-9, 0, onset_i)
+    return cand.times[before - 1] if before else cand.anchor.t
 
 
 class TrackSpotter:
@@ -1464,10 +1463,11 @@ class TrackSpotter:
         cfg = self.config
         if profile[i] >= 0.5 * top:
             return False
-        ahead = np.flatnonzero((times > times[i]) & (times <= times[i] + cfg.micro_tail_span + 1e-9))
+        stop = int(np.searchsorted(times, times[i] + cfg.micro_tail_span + 1e-9, side="right"))
+        ahead = profile[i + 1: stop]
         if ahead.size == 0 or times[-1] < times[i] + cfg.micro_tail_span - 1e-9:
-            return False
-        return bool(profile[i] - np.min(profile[ahead]) < cfg.micro_tail_drop * top)
+            return False  # no frame within the span, or not seen that far yet
+        return bool(profile[i] - np.min(ahead) < cfg.micro_tail_drop * top)
 
     def _own_profile(self, cand: _Candidate, apex_i: int, stop: int) -> np.ndarray | None:
         """The anchored motion of frames ``apex_i..stop`` projected on the apex frame's own
