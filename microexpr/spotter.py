@@ -394,6 +394,13 @@ class SpeechDetector:
     def overlaps(self, start: float, end: float) -> bool:
         return any(s <= end and start <= e + self.hangover for s, e in self.spells[-8:])
 
+    def spell_end(self, t: float, lead: float = 0.0, trail: float = 0.0) -> float | None:
+        """When the spell that :meth:`active_at` finds at ``t`` ends, its hangover
+        included (None when none does)."""
+        ends = [end + self.hangover for start, end in self.spells[-8:]
+                if start - lead <= t <= end + self.hangover + trail]
+        return max(ends) if ends else None
+
     def spoke_until(self) -> float:
         """When the latest spell ends, its hangover included (-inf before any)."""
         return self.spells[-1][1] + self.hangover if self.spells else -math.inf
@@ -1330,6 +1337,40 @@ class TrackSpotter:
         event = self._finish(flash, end, now)
         return [event] if event is not None and event.kind == "micro" else []
 
+    def _after_speech(self, cand: _Candidate, onset_t: float, now: float) -> Event | None:
+        """What moved after the speech spell that ``onset_t`` fell in, against the
+        first open-eyed frame once the mouth had settled (or None).
+
+        The anchor of a candidate that began in a spell holds the mouth
+        mid-syllable: that posture outlasts the spell in every comparison and
+        hides an expression right after it. Vectors are linear in the
+        anchor, so re-anchoring is a subtraction, without new flows.
+        """
+        settled = self.speech.spell_end(onset_t, lead=SPEECH_LEAD, trail=self.config.speech_settle)
+        if settled is None:
+            return None
+        count = len(cand.times)
+        first = bisect.bisect_left(cand.times, settled + self.config.speech_settle)
+        while first < count and cand.records[first].eyes_closing:
+            first += 1
+        if count - first < 4 or any(v is None for v in cand.vectors[first:]):
+            return None
+        anchor_vec = cand.vectors[first]
+        rebased = _Candidate(anchor=cand.records[first], trigger_t=cand.trigger_t, parked_at=cand.parked_at)
+        for tt, rec, v in zip(cand.times[first + 1:], cand.records[first + 1:], cand.vectors[first + 1:]):
+            vec = v - anchor_vec
+            rebased.times.append(tt)
+            rebased.records.append(rec)
+            rebased.vectors.append(vec)
+            rebased.acts.append(self._activity(vec, tt, self.speech.active_at(tt, lead=SPEECH_LEAD),
+                                               rec.eyes_closing or rebased.anchor.eyes_closing,
+                                               age=tt - rebased.anchor.t)[1])
+        end = self._settled_index(rebased.acts)
+        if rebased.acts[end] >= self._end_level(max(rebased.acts)):
+            return None  # still moving away from it: not over yet, or a shift
+        log.debug("after speech %.2f: re-anchored at %.2f", onset_t, rebased.anchor.t)
+        return self._finish(rebased, end, now)
+
     def _came_back(self, cand: _Candidate, acts: np.ndarray) -> int | None:
         """Index where the candidate's own motion fell back below half its apex, or None."""
         apex_i = int(np.argmax(acts))
@@ -1594,7 +1635,7 @@ class TrackSpotter:
                 self.speech.active_at(onset_t, lead=SPEECH_LEAD, trail=cfg.speech_settle):
             # The mouth closes and eases back after the last syllable that counted.
             log.debug("drop %.2f-%.2f: the mouth settling after speech", onset_t, offset_t)
-            return None
+            return self._after_speech(cand, onset_t, now)
         if not groups:
             log.debug("drop %.2f-%.2f: %s", onset_t, offset_t,
                       "the blink itself" if blinking else "no region left (speech masked)")

@@ -586,6 +586,39 @@ def test_mouth_settling_after_speech_is_not_an_expression(fps):
     assert events == [], events
 
 
+LIP_STRETCH = {"mouth_corner_right": (-1.6, 0.3), "mouth_corner_left": (1.6, 0.3), "lower_lip": (0.0, 0.6)}
+
+
+def test_mouth_expression_after_speech_in_a_candidate_anchored_mid_syllable_is_kept():
+    # A blink at the end of a spell starts a candidate anchored mid-syllable:
+    # against that anchor the closed mouth stays moved after the spell, so the
+    # candidate's onset lies in speech and it was dropped whole as the mouth
+    # settling, with the lip stretch that followed (held-out clip_016_25fps,
+    # 3.3 s). Re-anchored once the mouth settled, the stretch is its own event.
+    from microexpr.spotter import _Candidate
+
+    spotter = TrackSpotter(0, IOD, lambda ref, cur: np.zeros((len(REGION_NAMES), 2)),
+                           SpotterConfig.for_mode("offline"))
+    spotter.speech.spells.append([1.5, 4.05])
+    rate = 4.5
+
+    def talk(t):
+        return 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - 1.5)) if t < 4.05 else 0.0
+
+    crop = np.zeros((4, 4), np.uint8)
+    anchor = FrameRecord(t=3.6, index=0, crop=crop, points=np.zeros((1, 2)))  # mouth wide open
+    times = 3.6 + np.arange(1, 100) / 30.0
+    records = [FrameRecord(t=float(t), index=i + 1, crop=crop, points=np.zeros((1, 2))) for i, t in enumerate(times)]
+    vectors = [field(TALKING, talk(t) - talk(anchor.t)) + field(LIP_STRETCH, float(raised_cosine(t, 4.6, 5.2, 5.9)))
+               for t in times]
+    cand = _Candidate(anchor=anchor, trigger_t=4.2, times=list(times), vectors=vectors, records=records)
+    cand.acts = [spotter._activity(v, t, spotter.speech.active_at(t), age=t - anchor.t)[1]
+                 for v, t in zip(vectors, times)]
+    event = spotter._finish(cand, len(times) - 1, float(times[-1]))
+    assert event is not None and event.kind == "macro" and overlap(event, 4.6, 5.9) >= 0.5, event
+    assert event.regions == ["mouth"]
+
+
 @pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
 def test_micro_expression_keeps_its_timing_beside_a_region_drifting_under_threshold(fps):
     # The chin drifts a little (under its threshold) just before and during a
