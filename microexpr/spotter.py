@@ -130,7 +130,7 @@ class SpotterConfig:
     # the anchor lies further back than the trigger's reference, so its
     # thresholds have grown for drift that a brief flash does not have.
     min_peak: float = 0.8
-    macro_min_peak: float = 1.45
+    macro_min_peak: float = 1.35
     max_duration: float = 4.5
     stale_time: float = 2.0
     split_still: float = 0.2
