@@ -1606,7 +1606,10 @@ class TrackSpotter:
         vectors = np.stack(cand.vectors[: end_index + 1])
         mags = np.hypot(vectors[..., 0], vectors[..., 1])
         thr = self._thresholds(age=apex_t - cand.anchor.t)
-        region_peak = np.nanmax(mags[:own_frames], axis=0) / thr
+        # The regions that moved in the event, not before it: a blink bridged
+        # over before the onset (_across_blinks) would otherwise name the eyes.
+        own = slice(onset_i, own_frames)
+        region_peak = np.nanmax(mags[own], axis=0) / thr
         region_peak[REFERENCE_REGION] = 0.0
         blinking = self.blinks.overlaps(onset_t, offset_t)
         if blinking:
@@ -1616,8 +1619,8 @@ class TrackSpotter:
             eye_peak = float(np.nanmax(region_peak[_GROUP_OF == _EYES]))
             brows = _GROUP_OF == _BROWS
             # Brows that move on frames without the blink move on their own.
-            clear = ~self._blink_frames(cand, min(own_frames, end_index + 1))
-            unblinked = np.nanmax(mags[:own_frames][clear], axis=0) / thr if clear.any() else np.zeros(N_REGIONS)
+            clear = ~self._blink_frames(cand, min(own_frames, end_index + 1))[own]
+            unblinked = np.nanmax(mags[own][clear], axis=0) / thr if clear.any() else np.zeros(N_REGIONS)
             bleed = brows & (region_peak < cfg.region_fraction * eye_peak)
             region_peak[bleed] = unblinked[bleed]
             region_peak[_GROUP_OF == _EYES] = 0.0
@@ -1643,7 +1646,7 @@ class TrackSpotter:
 
         # Each region at its own peak: the regions of one expression do not
         # all peak on the same frame, and a nuisance may set the global apex.
-        peak_frame = np.argmax(np.nan_to_num(mags[:own_frames], nan=-1.0), axis=0)
+        peak_frame = onset_i + np.argmax(np.nan_to_num(mags[own], nan=-1.0), axis=0)
         apex_vec = vectors[peak_frame, np.arange(N_REGIONS)]
         apex_vectors = np.where(active[:, None], apex_vec, 0.0)
         lead = 0.0

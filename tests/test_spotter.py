@@ -619,6 +619,31 @@ def test_mouth_expression_after_speech_in_a_candidate_anchored_mid_syllable_is_k
     assert event.regions == ["mouth"]
 
 
+@pytest.mark.parametrize("fps", [25.0, 30.0, 60.0, 200.0])
+def test_expression_after_a_blink_in_its_candidate_does_not_name_the_eyes(fps):
+    # A blink as speech ends starts a candidate; a lip stretch follows it.
+    # The blink's frames before the onset are not the event's: its regions
+    # are the mouth alone (they were the eyes alone at 30 fps).
+    start, stop, rate = 1.5, 4.05, 4.5
+
+    def talk(t):
+        t = np.asarray(t, dtype=float)
+        return np.where((t >= start) & (t < stop), 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - start)), 0.0)
+
+    def opening(t):  # d/dt of the lower lip's displacement, IOD/s
+        inside = start <= t < stop
+        return 1.5 * np.pi * rate * np.sin(2 * np.pi * rate * (t - start)) / IOD if inside else 0.0
+
+    def lids(t):
+        return blink(t, 4.12, 4.37)
+
+    events = run(9.0, [(TALKING, talk), (LIDS_CLOSING, lids),
+                       (LIP_STRETCH, lambda t: 1.5 * raised_cosine(t, 4.5, 5.3, 6.1))],
+                 fps=fps, opening=opening, aperture=lambda t: 0.3 * (1.0 - 0.8 * lids(t)))
+    found = [e for e in events if overlap(e, 4.5, 6.1) >= 0.5]
+    assert len(found) == 1 and found[0].regions == ["mouth"], events
+
+
 @pytest.mark.parametrize("fps", [25.0, 60.0, 200.0])
 def test_micro_expression_keeps_its_timing_beside_a_region_drifting_under_threshold(fps):
     # The chin drifts a little (under its threshold) just before and during a
