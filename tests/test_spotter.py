@@ -525,19 +525,24 @@ TALKING = {"lower_lip": (0.0, 1.5), "chin": (0.0, 1.8),
            "mouth_corner_right": (0.0, 0.5), "mouth_corner_left": (0.0, 0.5)}
 
 
+def speech_profile(start, stop, rate=4.5):
+    """Syllables at ``rate`` Hz from ``start`` to ``stop``: the lips' displacement
+    (0-1 of TALKING) and the mouth's opening velocity (IOD/s) as functions of t."""
+    def talk(t):
+        t = np.asarray(t, dtype=float)
+        return np.where((t >= start) & (t < stop), 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - start)), 0.0)
+
+    def opening(t):  # d/dt of the lower lip's displacement, IOD/s
+        inside = start <= t < stop
+        return 1.5 * np.pi * rate * np.sin(2 * np.pi * rate * (t - start)) / IOD if inside else 0.0
+
+    return talk, opening
+
+
 def test_micro_expression_just_before_speech_keeps_its_own_timing():
     # Speech is recognised only after a few syllables: the first ones must
     # not become the apex (and the end) of the micro-expression before them.
-    start, rate = 3.3, 4.5
-
-    def talk(t):
-        t = np.asarray(t, dtype=float)
-        return np.where((t >= start) & (t < 6.0), 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - start)), 0.0)
-
-    def opening(t):  # d/dt of the lower lip's displacement, IOD/s
-        inside = start <= t < 6.0
-        return 1.5 * np.pi * rate * np.sin(2 * np.pi * rate * (t - start)) / IOD if inside else 0.0
-
+    talk, opening = speech_profile(3.3, 6.0)
     events = run(8.0, [(CHEEK_RAISE, lambda t: raised_cosine(t, 3.0, 3.1, 3.25)), (TALKING, talk)],
                  opening=opening)
     assert any(e.kind == "micro" and overlap(e, 3.0, 3.25) >= 0.5 for e in events), events
@@ -548,15 +553,7 @@ def test_micro_expression_after_speech_is_not_anchored_mid_syllable(fps):
     # Speech stops with the mouth open and it snaps shut; a smile flashes
     # 0.3 s later. Anchored inside the spell, the closing and the smile
     # were one macro-length event at 60 fps.
-    start, stop, rate = 1.5, 4.05, 4.5
-
-    def talk(t):
-        t = np.asarray(t, dtype=float)
-        return np.where((t >= start) & (t < stop), 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - start)), 0.0)
-
-    def opening(t):  # d/dt of the lower lip's displacement, IOD/s
-        inside = start <= t < stop
-        return 1.5 * np.pi * rate * np.sin(2 * np.pi * rate * (t - start)) / IOD if inside else 0.0
+    talk, opening = speech_profile(1.5, 4.05)
 
     events = run(8.0, [(TALKING, talk), (SMILE, lambda t: raised_cosine(t, 4.35, 4.6, 4.8))],
                  fps=fps, opening=opening)
@@ -600,11 +597,7 @@ def test_mouth_expression_after_speech_in_a_candidate_anchored_mid_syllable_is_k
     spotter = TrackSpotter(0, IOD, lambda ref, cur: np.zeros((len(REGION_NAMES), 2)),
                            SpotterConfig.for_mode("offline"))
     spotter.speech.spells.append([1.5, 4.05])
-    rate = 4.5
-
-    def talk(t):
-        return 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - 1.5)) if t < 4.05 else 0.0
-
+    talk, _ = speech_profile(1.5, 4.05)
     crop = np.zeros((4, 4), np.uint8)
     anchor = FrameRecord(t=3.6, index=0, crop=crop, points=np.zeros((1, 2)))  # mouth wide open
     times = 3.6 + np.arange(1, 100) / 30.0
@@ -624,15 +617,7 @@ def test_expression_after_a_blink_in_its_candidate_does_not_name_the_eyes(fps):
     # A blink as speech ends starts a candidate; a lip stretch follows it.
     # The blink's frames before the onset are not the event's: its regions
     # are the mouth alone (they were the eyes alone at 30 fps).
-    start, stop, rate = 1.5, 4.05, 4.5
-
-    def talk(t):
-        t = np.asarray(t, dtype=float)
-        return np.where((t >= start) & (t < stop), 0.5 - 0.5 * np.cos(2 * np.pi * rate * (t - start)), 0.0)
-
-    def opening(t):  # d/dt of the lower lip's displacement, IOD/s
-        inside = start <= t < stop
-        return 1.5 * np.pi * rate * np.sin(2 * np.pi * rate * (t - start)) / IOD if inside else 0.0
+    talk, opening = speech_profile(1.5, 4.05)
 
     def lids(t):
         return blink(t, 4.12, 4.37)
