@@ -53,7 +53,7 @@ import logging
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -389,7 +389,7 @@ class SpeechDetector:
         """Whether ``t`` is in a spell (or up to ``lead`` s before one: the mouth
         moves before the first swing is fast enough to count; or ``trail`` s
         after its hangover)."""
-        return any(start - lead <= t <= end + self.hangover + trail for start, end in self.spells[-8:])
+        return self.spell_end(t, lead, trail) is not None
 
     def overlaps(self, start: float, end: float) -> bool:
         return any(s <= end and start <= e + self.hangover for s, e in self.spells[-8:])
@@ -1320,21 +1320,10 @@ class TrackSpotter:
         if best_at is None:
             return []
         a, b = best_at
-        flash = _Candidate(anchor=records[a], trigger_t=float(times[b]))
-        for k in range(a + 1, b + 1):
-            vec = vectors[k] - vectors[a]
-            flash.times.append(float(times[k]))
-            flash.records.append(records[k])
-            flash.vectors.append(vec)
-            flash.acts.append(self._activity(vec, times[k], self.speech.active_at(times[k], lead=SPEECH_LEAD),
-                                             records[k].eyes_closing or records[a].eyes_closing,
-                                             age=times[k] - times[a])[1])
         log.debug("flash within %.2f-%.2f: %.2f at %.2f-%.2f", cand.anchor.t, times[-1], best, times[a], times[b])
-        end = self._settled_index(flash.acts)
-        if flash.acts[end] >= self._end_level(max(flash.acts)):
-            log.debug("flash %.2f-%.2f does not come back against its anchor", times[a], times[b])
-            return []  # another region still moving away: not the flash alone
-        event = self._finish(flash, end, now)
+        flash = self._reanchored(records[a], vectors[a], float(times[b]), None,
+                                 zip(times[a + 1: b + 1].tolist(), records[a + 1: b + 1], vectors[a + 1: b + 1]))
+        event = self._finish_reanchored(flash, now)
         return [event] if event is not None and event.kind == "micro" else []
 
     def _after_speech(self, cand: _Candidate, onset_t: float, now: float) -> Event | None:
@@ -1343,8 +1332,7 @@ class TrackSpotter:
 
         The anchor of a candidate that began in a spell holds the mouth
         mid-syllable: that posture outlasts the spell in every comparison and
-        hides an expression right after it. Vectors are linear in the
-        anchor, so re-anchoring is a subtraction, without new flows.
+        hides an expression right after it.
         """
         settled = self.speech.spell_end(onset_t, lead=SPEECH_LEAD, trail=self.config.speech_settle)
         if settled is None:
@@ -1355,21 +1343,34 @@ class TrackSpotter:
             first += 1
         if count - first < 4 or any(v is None for v in cand.vectors[first:]):
             return None
-        anchor_vec = cand.vectors[first]
-        rebased = _Candidate(anchor=cand.records[first], trigger_t=cand.trigger_t, parked_at=cand.parked_at)
-        for tt, rec, v in zip(cand.times[first + 1:], cand.records[first + 1:], cand.vectors[first + 1:]):
+        log.debug("after speech %.2f: re-anchored at %.2f", onset_t, cand.times[first])
+        rebased = self._reanchored(cand.records[first], cand.vectors[first], cand.trigger_t, cand.parked_at,
+                                   zip(cand.times[first + 1:], cand.records[first + 1:], cand.vectors[first + 1:]))
+        return self._finish_reanchored(rebased, now)
+
+    def _reanchored(self, anchor: FrameRecord, anchor_vec: np.ndarray, trigger_t: float, parked_at: float | None,
+                    frames: Iterable[tuple[float, FrameRecord, np.ndarray]]) -> _Candidate:
+        """A candidate of ``frames`` (time, record, vector against an earlier anchor)
+        against ``anchor``, whose own vector against that anchor is ``anchor_vec``:
+        vectors are linear in the anchor, so this is a subtraction, without new flows."""
+        cand = _Candidate(anchor=anchor, trigger_t=trigger_t, parked_at=parked_at)
+        for tt, rec, v in frames:
             vec = v - anchor_vec
-            rebased.times.append(tt)
-            rebased.records.append(rec)
-            rebased.vectors.append(vec)
-            rebased.acts.append(self._activity(vec, tt, self.speech.active_at(tt, lead=SPEECH_LEAD),
-                                               rec.eyes_closing or rebased.anchor.eyes_closing,
-                                               age=tt - rebased.anchor.t)[1])
-        end = self._settled_index(rebased.acts)
-        if rebased.acts[end] >= self._end_level(max(rebased.acts)):
-            return None  # still moving away from it: not over yet, or a shift
-        log.debug("after speech %.2f: re-anchored at %.2f", onset_t, rebased.anchor.t)
-        return self._finish(rebased, end, now)
+            cand.times.append(tt)
+            cand.records.append(rec)
+            cand.vectors.append(vec)
+            cand.acts.append(self._activity(vec, tt, self.speech.active_at(tt, lead=SPEECH_LEAD),
+                                            rec.eyes_closing or anchor.eyes_closing, age=tt - anchor.t)[1])
+        return cand
+
+    def _finish_reanchored(self, cand: _Candidate, now: float) -> Event | None:
+        """:meth:`_finish` a re-anchored candidate where it settled, if it came back
+        against its new anchor (else another region still moves away from it)."""
+        end = self._settled_index(cand.acts)
+        if cand.acts[end] >= self._end_level(max(cand.acts)):
+            log.debug("%.2f-%.2f does not come back against its anchor", cand.anchor.t, cand.times[-1])
+            return None
+        return self._finish(cand, end, now)
 
     def _came_back(self, cand: _Candidate, acts: np.ndarray) -> int | None:
         """Index where the candidate's own motion fell back below half its apex, or None."""
