@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from microexpr.errors import MicroexprError
-from microexpr.evaluate import evaluate_paths
+from microexpr.evaluate import evaluate_paths, truth_groups
 
 __all__ = ["build_parser", "main"]
 
@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="an events.json file, or a folder of <video stem>/events.json or <video stem>.events.json",
     )
     parser.add_argument(
+        "--by",
+        metavar="FIELD[,FIELD...]",
+        help=(
+            "also score groups of videos sharing the values of these truth fields, looked up "
+            "in each truth file and then in its synthesis spec (e.g. --by fps,crf)"
+        ),
+    )
+    parser.add_argument(
         "--json", dest="json_out", type=Path, metavar="OUT", help="also write the full results as JSON"
     )
     return parser
@@ -38,15 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation; returns the process exit status (0 ok, 1 bad input)."""
     args = build_parser().parse_args(argv)
+    keys = [key.strip() for key in args.by.split(",") if key.strip()] if args.by is not None else []
     try:
         evaluation = evaluate_paths(args.truth, args.pred)
+        groups = truth_groups(args.truth, keys) if args.by is not None else {}
     except MicroexprError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(evaluation.summary())
+    result = evaluation.to_dict()
+    if groups:
+        print(f"\nby {', '.join(keys)}:")
+        print(evaluation.group_summary(groups))
+        result["groups"] = {}
+        for label, videos in groups.items():
+            part = evaluation.subset(videos).to_dict()
+            del part["per_video"]  # already in the whole evaluation's
+            result["groups"][label] = {"videos": videos, **part}
     if args.json_out is not None:
         try:
-            args.json_out.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n", encoding="utf-8")
+            args.json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         except OSError as error:
             print(f"error: cannot write {args.json_out}: {error}", file=sys.stderr)
             return 1

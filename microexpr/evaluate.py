@@ -63,6 +63,7 @@ __all__ = [
     "Evaluation",
     "evaluate_videos",
     "evaluate_paths",
+    "truth_groups",
     "load_json",
 ]
 
@@ -290,6 +291,31 @@ class Evaluation:
     def n_blinks_as_micro(self) -> int:
         """Truth blinks spotted as micro-expressions, over all videos."""
         return sum(v.n_blinks_as_micro for v in self.per_video.values())
+
+    def subset(self, videos: Iterable[str]) -> Evaluation:
+        """The evaluation of these videos alone (their counts pooled again)."""
+        wanted = set(videos)
+        unknown = sorted(wanted - set(self.per_video))
+        if unknown:
+            raise ParameterError(f"no such video in this evaluation: {unknown}")
+        return _pooled({name: v for name, v in self.per_video.items() if name in wanted})
+
+    def group_summary(self, groups: Mapping[str, Sequence[str]]) -> str:
+        """One line of pooled scores per group of videos (label -> video stems, as
+        :func:`truth_groups` gives), F1 with TP/FP/FN in brackets."""
+        def cell(s: Scores) -> str:
+            return f"{s.f1:.3f} ({s.tp}/{s.fp}/{s.fn})"
+
+        width = max([len(label) for label in groups] + [5])
+        lines = [f"{'group':{width}s} {'videos':>6s}  {'micro F1':18s} {'macro F1':18s} {'overall F1':18s} "
+                 f"{'blinks as micro':>15s} {'emotion':>8s}"]
+        for label, videos in groups.items():
+            part = self.subset(videos)
+            blinks = f"{part.n_blinks_as_micro}/{part.n_blinks}"
+            emotion = "n/a" if part.emotion_accuracy is None else f"{part.emotion_accuracy:.3f}"
+            lines.append(f"{label:{width}s} {len(videos):6d}  {cell(part.micro):18s} {cell(part.macro):18s} "
+                         f"{cell(part.overall):18s} {blinks:>15s} {emotion:>8s}")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -610,6 +636,11 @@ def _evaluate_documents(pairs: Iterable[tuple[_Document, _Document]]) -> Evaluat
             )
         per_video[name] = _evaluate_one(truth_doc, pred_doc, name)
 
+    return _pooled(per_video)
+
+
+def _pooled(per_video: dict[str, VideoEvaluation]) -> Evaluation:
+    """The videos' counts summed, then the rates."""
     zero = Scores.from_counts(0, 0, 0)
     micro = sum((v.micro for v in per_video.values()), zero)
     macro = sum((v.macro for v in per_video.values()), zero)
@@ -728,6 +759,63 @@ def _prediction_files(path: Path) -> dict[str, Path]:
 
 def _truth_stem(file: Path, doc: _Document) -> str:
     return _video_stem(doc.video) if doc.video else _strip_suffix(file.name, _TRUTH_SUFFIX)
+
+
+def _field_value(data: Mapping[str, Any], key: str) -> Any:
+    """A truth document's ``key``, or its synthesis spec's (``microexpr.synth`` keeps
+    the clip's settings, such as ``crf``, under ``spec``); None when neither has it."""
+    if key in data:
+        return data[key]
+    spec = data.get("spec")
+    return spec.get(key) if isinstance(spec, Mapping) else None
+
+
+def _group_value(value: Any) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def truth_groups(truth: str | Path, keys: Sequence[str]) -> dict[str, list[str]]:
+    """Videos grouped by the values of truth fields, e.g. ``("fps", "crf")``.
+
+    Parameters
+    ----------
+    truth : str or Path
+        A ``*.truth.json`` file, or a folder of them.
+    keys : sequence of str
+        Fields of each truth document, looked up at its top level and then in
+        its ``spec`` (the settings ``microexpr.synth`` rendered it with).
+
+    Returns
+    -------
+    dict of str to list of str
+        Label (``"fps=200 crf=28"``; ``?`` for a missing field) to the video
+        stems with those values, in the order of the values (numbers by size).
+        :meth:`Evaluation.subset` scores each group.
+    """
+    if not keys:
+        raise ParameterError("name at least one truth field to group videos by")
+    rows = []
+    for file in _truth_files(Path(truth)):
+        doc = _document(load_json(file), str(file))
+        values = tuple(_field_value(doc.raw, key) for key in keys)
+        rows.append((values, _truth_stem(file, doc)))
+
+    def order(values: tuple[Any, ...]) -> tuple[tuple[int, float, str], ...]:
+        return tuple((0, float(v), "") if _is_number(v) else (1, 0.0, _group_value(v)) for v in values)
+
+    for k, key in enumerate(keys):
+        if all(values[k] is None for values, _ in rows):
+            warnings.warn(f"no truth file has a field {key!r}: every video is grouped under {key}=?",
+                          UserWarning, stacklevel=2)
+    groups: dict[str, list[str]] = {}
+    for values, stem in sorted(rows, key=lambda row: (order(row[0]), row[1])):
+        label = " ".join(f"{key}={_group_value(value)}" for key, value in zip(keys, values))
+        groups.setdefault(label, []).append(stem)
+    return groups
 
 
 def evaluate_paths(truth: str | Path, pred: str | Path) -> Evaluation:

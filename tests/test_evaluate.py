@@ -16,6 +16,7 @@ from microexpr.evaluate import (
     interval_iou,
     match_intervals,
     time_to_frame,
+    truth_groups,
 )
 
 FPS = 10.0
@@ -386,3 +387,55 @@ def test_command_line_prints_the_table_and_writes_json(tmp_path, capsys):
     pred.write_text("[]")
     assert evaluate_main([str(truth), str(pred)]) == 1
     assert "expected a JSON object" in capsys.readouterr().err
+
+
+# --- groups of videos -------------------------------------------------------------------
+def write_graded_set(tmp_path):
+    """Four videos at two frame rates and two compression levels; only the crf 28 ones are missed."""
+    for stem, fps, crf in (("a", 25.0, 20), ("b", 200.0, 20), ("c", 25.0, 28), ("d", 200.0, 28)):
+        doc = truth_doc([truth_event(10, 13, "micro")], video=f"{stem}.mp4")
+        doc["fps"] = fps  # the top level wins over the spec's
+        doc["spec"] = {"fps": 1.0, "crf": crf}
+        write_json(tmp_path / "truth" / f"{stem}.truth.json", doc)
+        hit = [pred_event(1.0, 1.3)] if crf == 20 else [pred_event(5.0, 5.3)]
+        write_json(tmp_path / "pred" / f"{stem}.events.json", pred_doc(hit, video=f"{stem}.mp4"))
+    return tmp_path / "truth", tmp_path / "pred"
+
+
+def test_videos_are_grouped_by_truth_fields_in_the_order_of_their_values(tmp_path):
+    truth, _ = write_graded_set(tmp_path)
+    groups = truth_groups(truth, ["fps", "crf"])
+    assert groups == {"fps=25 crf=20": ["a"], "fps=25 crf=28": ["c"],
+                      "fps=200 crf=20": ["b"], "fps=200 crf=28": ["d"]}
+    assert truth_groups(truth, ["crf"]) == {"crf=20": ["a", "b"], "crf=28": ["c", "d"]}
+    with pytest.warns(UserWarning, match="no truth file has a field 'lens'"):
+        assert truth_groups(truth, ["lens"]) == {"lens=?": ["a", "b", "c", "d"]}
+    with pytest.raises(ParameterError, match="at least one"):
+        truth_groups(truth, [])
+
+
+def test_a_subset_pools_only_its_videos(tmp_path):
+    truth, pred = write_graded_set(tmp_path)
+    result = evaluate_paths(truth, pred)
+    assert counts(result.micro) == (2, 2, 2)
+    clean = result.subset(["a", "b"])
+    assert counts(clean.micro) == (2, 0, 0) and sorted(clean.per_video) == ["a", "b"]
+    assert counts(result.subset(["c", "d"]).micro) == (0, 2, 2)
+    with pytest.raises(ParameterError, match="zzz"):
+        result.subset(["a", "zzz"])
+
+
+def test_command_line_scores_each_group(tmp_path, capsys):
+    truth, pred = write_graded_set(tmp_path)
+    out = tmp_path / "scores.json"
+    assert evaluate_main([str(truth), str(pred), "--by", "crf", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "by crf:" in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("crf=")}
+    assert "1.000 (2/0/0)" in rows["crf=20"] and "0.000 (0/2/2)" in rows["crf=28"]
+    data = json.loads(out.read_text())
+    assert data["micro"]["tp"] == 2
+    assert data["groups"]["crf=28"]["videos"] == ["c", "d"]
+    assert data["groups"]["crf=20"]["micro"]["f1"] == 1.0
+    assert evaluate_main([str(truth), str(pred), "--by", ","]) == 1
+    assert "at least one" in capsys.readouterr().err
