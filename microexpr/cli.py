@@ -298,14 +298,25 @@ def _cmd_live(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 # synth, synth-set
 # ---------------------------------------------------------------------------
+_FACE_HELP = ("render from the largest face in this photo (PNG, JPEG...; frontal, eyes open, mouth "
+              "closed), its points found by the face model; default: scikit-image's astronaut")
+
+
+def _face_from(photo: Path | None):
+    """The FaceImage to render from: ``photo``'s face, or None for the default face."""
+    from microexpr.synth import face_from_photo
+
+    return None if photo is None else face_from_photo(photo)
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from microexpr.report import printable
     from microexpr.synth import ClipSpec, write_clip
 
     try:
         spec = ClipSpec(fps=args.fps, duration=args.duration, size=args.size, seed=args.seed)
-        truth = write_clip(args.out, spec)
-    except ParameterError as error:
+        truth = write_clip(args.out, spec, face=_face_from(args.face))
+    except (ParameterError, ModelNotFoundError) as error:
         _err(sys.stderr, str(error))
         return EXIT_USAGE
     except (VideoError, OSError) as error:
@@ -327,8 +338,9 @@ def _cmd_synth_set(args: argparse.Namespace) -> int:
     from microexpr.synth import write_benchmark_set
 
     try:
-        paths = write_benchmark_set(args.out, n_clips=args.clips, duration=args.duration, seed=args.seed)
-    except ParameterError as error:
+        paths = write_benchmark_set(args.out, n_clips=args.clips, duration=args.duration, seed=args.seed,
+                                    face=_face_from(args.face))
+    except (ParameterError, ModelNotFoundError) as error:
         _err(sys.stderr, str(error))
         return EXIT_USAGE
     except (VideoError, OSError) as error:
@@ -433,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     synth.add_argument("--size", type=_frame_size, default=(640, 480), metavar="WxH",
                        help="frame size, even numbers (default 640x480)")
+    synth.add_argument("--face", type=Path, default=None, metavar="PHOTO", help=_FACE_HELP)
     synth.set_defaults(handler=_cmd_synth)
 
     synth_set = commands.add_parser(
@@ -444,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth_set.add_argument("--duration", type=_positive_float, default=30.0, metavar="S",
                            help="length of each clip in seconds (default 30)")
     synth_set.add_argument("--seed", type=int, default=0, metavar="N", help="set seed (default 0)")
+    synth_set.add_argument("--face", type=Path, default=None, metavar="PHOTO", help=_FACE_HELP)
     synth_set.set_defaults(handler=_cmd_synth_set)
 
     evaluate_parser = build_evaluate_parser()

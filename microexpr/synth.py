@@ -1,6 +1,7 @@
 """Synthetic ground truth: face videos with expression events of known timing.
 
-A real face photo is deformed by smooth Action Unit (AU) displacement fields
+A real face photo (scikit-image's astronaut, or any photo through
+:func:`face_from_photo`) is deformed by smooth Action Unit (AU) displacement fields
 (sums of anisotropic Gaussian radial-basis displacements anchored at facial
 landmarks), then moved by a global head pose, relit, given sensor noise and
 encoded as H.264. Every expression event and every nuisance (blinks, head
@@ -27,7 +28,7 @@ Truth JSON layout::
      "blinks": [{"onset", "offset", "onset_frame", "offset_frame"}],
      "nuisances": [{"type": "head_turn" | "speech" | "illumination",
                     "start", "end", "start_frame", "end_frame", ...}],
-     "spec": {...ClipSpec...}}
+     "spec": {...ClipSpec...}, "face": "skimage astronaut"}
 
 Times are seconds (real presentation times); frames are 0-based, inclusive.
 """
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import hashlib
 import math
 import numbers
 import warnings
@@ -58,7 +60,9 @@ __all__ = [
     "REFERENCE_IOD_PX",
     "TIME_BASE",
     "FaceImage",
+    "DEFAULT_FACE_NAME",
     "default_face",
+    "face_from_photo",
     "TruthEvent",
     "Truth",
     "ClipSpec",
@@ -119,6 +123,23 @@ _ASTRONAUT_ANCHORS: dict[str, tuple[float, float]] = {
     "lip_lower": (222.7, 154.7),
     "chin_boss": (221.8, 169.6),
     "chin": (221.4, 177.4),
+}
+
+#: The skimage astronaut's name in truth files (clips from :func:`default_face`).
+DEFAULT_FACE_NAME = "skimage astronaut"
+
+# The MediaPipe mesh points behind each anchor (several are averaged), as
+# listed above; "left" / "right" as seen in the image.
+_MESH_ANCHORS: dict[str, tuple[int, ...]] = {
+    "brow_inner_left": (55, 107), "brow_mid_left": (105, 52), "brow_outer_left": (46, 70),
+    "brow_inner_right": (285, 336), "brow_mid_right": (334, 282), "brow_outer_right": (276, 300),
+    "eye_outer_left": (33,), "eye_inner_left": (133,), "lid_upper_left": (159,), "lid_lower_left": (145,),
+    "eye_outer_right": (263,), "eye_inner_right": (362,), "lid_upper_right": (386,), "lid_lower_right": (374,),
+    "nose_tip": (1,), "nose_wing_left": (98,), "nose_wing_right": (327,),
+    "cheek_left": (50,), "cheek_right": (280,),
+    "mouth_corner_left": (61,), "mouth_corner_right": (291,),
+    "lip_upper": (0,), "lip_upper_inner": (13,), "lip_lower_inner": (14,), "lip_lower": (17,),
+    "chin_boss": (199,), "chin": (152,),
 }
 
 #: EMFACS prototypes (the spotter's own table); two tuples are two variants.
@@ -206,10 +227,13 @@ class FaceImage:
     anchors : dict of str to (float, float)
         Pixel ``(x, y)`` of every name in ``ANCHOR_NAMES`` (``left`` / ``right``
         as seen in the image).
+    name : str
+        Says which face this is; clips rendered from it record it in their truth.
     """
 
     image: np.ndarray
     anchors: dict[str, tuple[float, float]]
+    name: str = "unnamed"
 
     def __post_init__(self) -> None:
         image = self.image
@@ -239,6 +263,8 @@ class FaceImage:
             clean[name] = (x, y)
         object.__setattr__(self, "anchors", clean)
         object.__setattr__(self, "image", np.ascontiguousarray(image))
+        if not isinstance(self.name, str):
+            raise ParameterError(f"FaceImage.name must be a string, got {type(self.name).__name__}")
 
 
 def default_face() -> FaceImage:
@@ -255,7 +281,66 @@ def default_face() -> FaceImage:
         raise ParameterError(
             "default_face() needs scikit-image (pip install scikit-image), or pass face=FaceImage(...)"
         ) from exc
-    return FaceImage(data.astronaut(), dict(_ASTRONAUT_ANCHORS))
+    return FaceImage(data.astronaut(), dict(_ASTRONAUT_ANCHORS), name=DEFAULT_FACE_NAME)
+
+
+def face_from_photo(photo: str | Path | np.ndarray, *, model: str | Path | None = None,
+                    name: str | None = None) -> FaceImage:
+    """Make a :class:`FaceImage` of the largest face in a photo, its anchors found
+    by MediaPipe's Face Landmarker, so clips can be rendered from any face.
+
+    Parameters
+    ----------
+    photo : str, Path or np.ndarray
+        An image file (anything OpenCV reads: PNG, JPEG, ...) or an RGB uint8
+        array of shape (H, W, 3). A frontal face with a closed mouth and open
+        eyes renders best: expressions are drawn on top of the one it shows.
+    model : str or Path, optional
+        ``face_landmarker.task``; default :func:`microexpr.landmarks.find_face_model`.
+    name : str, optional
+        Recorded in the truth of clips made from it; default the file name
+        (``"photo"`` for an array) and the first 8 hex digits of the pixels' SHA-1.
+
+    Raises
+    ------
+    ParameterError
+        The file cannot be read as an image, or no face is found in it.
+    ModelNotFoundError
+        No face model (see :func:`microexpr.landmarks.find_face_model`).
+    """
+    from microexpr.landmarks import FaceLandmarker
+
+    if isinstance(photo, np.ndarray):
+        image, label = photo, "photo"
+    else:
+        path = Path(photo)
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if bgr is None:
+            raise ParameterError(f"{path}: not found or not an image file OpenCV can read")
+        image, label = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), path.name
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ParameterError(f"face_from_photo: expected an RGB uint8 image of shape (H, W, 3), got {got}")
+    landmarker = FaceLandmarker(model=model, max_faces=4, blendshapes=False)
+    try:
+        faces = landmarker.detect(image, 0.0)
+    finally:
+        landmarker.close()
+    if not faces:
+        raise ParameterError(f"face_from_photo: no face found in {label}")
+
+    def eye_distance(points: np.ndarray) -> float:
+        return float(np.linalg.norm(points[list(_MESH_ANCHORS["eye_outer_left"])].mean(axis=0)
+                                    - points[list(_MESH_ANCHORS["eye_outer_right"])].mean(axis=0)))
+
+    points = max((np.asarray(face.points, dtype=np.float64) for face in faces), key=eye_distance)
+    height, width = image.shape[:2]
+    anchors = {anchor: tuple(float(v) for v in np.clip(points[list(indices)].mean(axis=0),
+                                                        0, [width - 1, height - 1]))
+               for anchor, indices in _MESH_ANCHORS.items()}
+    if name is None:
+        name = f"{label} (sha1 {hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:8]})"
+    return FaceImage(image, anchors, name=name)
 
 
 # ---------------------------------------------------------------------------
@@ -334,6 +419,8 @@ class Truth:
         ``(width, height)`` of the frames.
     spec : dict or None
         The ``ClipSpec`` that made the clip, as plain JSON values.
+    face : str or None
+        The name of the :class:`FaceImage` it was rendered from.
     """
 
     video: str
@@ -344,6 +431,7 @@ class Truth:
     nuisances: list[dict[str, Any]]
     size: tuple[int, int] | None = None
     spec: dict[str, Any] | None = None
+    face: str | None = None
 
     @property
     def n_frames(self) -> int:
@@ -369,6 +457,7 @@ class Truth:
             "blinks": blinks,
             "nuisances": [dict(item) for item in self.nuisances],
             "spec": self.spec,
+            "face": self.face,
         }
 
     def to_json(self) -> str:
@@ -410,6 +499,7 @@ class Truth:
             nuisances=[dict(item) for item in data["nuisances"]],
             size=(int(size[0]), int(size[1])) if size is not None else None,
             spec=data.get("spec"),
+            face=data.get("face"),
         )
 
 
@@ -1223,6 +1313,7 @@ def render_clip(spec: ClipSpec, *, face: FaceImage | None = None) -> tuple[ClipF
         raise ParameterError(f"face must be a FaceImage or None, got {type(face).__name__}")
     rig = _FaceRig(face, size=spec.size, face_scale=spec.face_scale, background=spec.background)
     plan = _plan_clip(spec, rig)
+    plan.truth.face = face.name
     return ClipFrames(rig, plan), plan.truth
 
 
@@ -1289,6 +1380,7 @@ def write_benchmark_set(
     seed: int = 0,
     fps_cycle: Sequence[float] = (25, 30, 60, 200),
     size: tuple[int, int] = (640, 480),
+    face: FaceImage | None = None,
 ) -> list[Path]:
     """Write a fixed benchmark set of clips with every nuisance switched on.
 
@@ -1296,8 +1388,9 @@ def write_benchmark_set(
     and variable frame rate on every other pass through ``fps_cycle``. The
     crf (20/23/26/28) moves on by one more step each pass, so every frame
     rate meets every compression level rather than always the same one.
-    Clips whose truth file already holds the same spec are kept, so an
-    interrupted run resumes. ``out_dir/index.json`` lists every clip.
+    Clips whose truth file already holds the same spec and face are kept, so
+    an interrupted run resumes. ``out_dir/index.json`` lists every clip.
+    ``face`` (default :func:`default_face`) renders the set from another face.
 
     Returns
     -------
@@ -1309,6 +1402,8 @@ def write_benchmark_set(
     fps_cycle = tuple(fps_cycle)
     if not fps_cycle:
         raise ParameterError("fps_cycle must name at least one frame rate")
+    if face is None:
+        face = default_face()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, entries = [], []
@@ -1317,8 +1412,8 @@ def write_benchmark_set(
         fps = spec.fps
         path = out_dir / f"clip_{index:03d}_{fps:g}fps.mp4"
         truth_path = _truth_path(path)
-        if not (path.exists() and truth_path.exists() and _same_spec(truth_path, spec)):
-            truth = write_clip(path, spec)
+        if not (path.exists() and truth_path.exists() and _same_spec(truth_path, spec, face)):
+            truth = write_clip(path, spec, face=face)
         else:
             truth = Truth.from_json(truth_path)
         kinds = {item["type"] for item in truth.nuisances}
@@ -1331,7 +1426,7 @@ def write_benchmark_set(
             "video": path.name, "truth": truth_path.name, "fps": fps, "vfr": spec.vfr, "seed": spec.seed,
             "duration": duration, "crf": spec.crf, "n_events": len(truth.events),
         })
-    index_doc = {"generator": "microexpr.synth", "n_clips": n_clips, "clips": entries}
+    index_doc = {"generator": "microexpr.synth", "n_clips": n_clips, "face": face.name, "clips": entries}
     (out_dir / "index.json").write_text(json.dumps(index_doc, indent=1), encoding="utf-8")
     return paths
 
@@ -1349,9 +1444,11 @@ def _benchmark_clip_spec(index: int, *, fps_cycle: Sequence[float], duration: fl
     )
 
 
-def _same_spec(truth_path: Path, spec: ClipSpec) -> bool:
+def _same_spec(truth_path: Path, spec: ClipSpec, face: FaceImage) -> bool:
     try:
-        stored = json.loads(truth_path.read_text(encoding="utf-8")).get("spec")
+        stored = json.loads(truth_path.read_text(encoding="utf-8"))
+        stored_spec, stored_face = stored.get("spec"), stored.get("face", DEFAULT_FACE_NAME)
     except (OSError, json.JSONDecodeError, AttributeError):
         return False
-    return stored == json.loads(json.dumps(spec.to_dict()))
+    # truth files from before faces were named all come from the default face
+    return stored_spec == json.loads(json.dumps(spec.to_dict())) and stored_face == face.name

@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -334,6 +335,26 @@ def test_synth_with_an_invalid_size_is_a_usage_error(tmp_path):
     run = run_cli("synth", tmp_path / "s.mp4", "--size", "33x32")
     assert run.status == 2 and "even" in run.err
     assert not (tmp_path / "s.mp4").exists()
+
+
+def test_synth_renders_from_the_face_in_a_photo(tmp_path):
+    from microexpr.synth import default_face
+
+    photo = tmp_path / "someone.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(default_face().image, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "s.mp4"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_cli("synth", out, "--fps", "10", "--duration", "1", "--size", "160x120", "--face", photo)
+    assert run.status == 0, run.err
+    assert Truth.from_json(tmp_path / "s.truth.json").face.startswith("someone.png (sha1 ")
+
+    (tmp_path / "blank.png").write_bytes(cv2.imencode(".png", np.full((120, 160, 3), 90, np.uint8))[1].tobytes())
+    run = run_cli("synth", tmp_path / "t.mp4", "--face", tmp_path / "blank.png")
+    assert run.status == 2 and "no face found in blank.png" in run.err and "Traceback" not in run.err
+    run = run_cli("synth-set", tmp_path / "set", "--clips", "1", "--face", tmp_path / "nowhere.jpg")
+    assert run.status == 2 and "nowhere.jpg: not found" in run.err
+    assert not (tmp_path / "t.mp4").exists()
 
 
 def test_synth_set_writes_clips_and_an_index(tmp_path):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from microexpr.errors import ParameterError
+from microexpr.errors import ModelNotFoundError, ParameterError
 from microexpr.synth import (
     ANCHOR_NAMES,
     AU_REGIONS,
@@ -19,11 +20,14 @@ from microexpr.synth import (
     FaceImage,
     Truth,
     default_face,
+    face_from_photo,
     render_clip,
     write_benchmark_set,
     write_clip,
 )
 
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PEXELS_CLIP = SHARED / "data" / "faces" / "pyfeat_WolfgangLanger_Pexels.mp4"
 QUIET = dict(blinks=False, head_motion=False, speech=False, noise=False, illumination=False)
 SMALL = dict(size=(320, 240), face_scale=0.2)  # inter-ocular distance 64 px
 
@@ -54,6 +58,79 @@ def test_default_face_has_every_anchor_inside_the_photo():
     assert a["nose_tip"][1] < a["lip_upper"][1] < a["lip_lower"][1] < a["chin"][1]
 
 
+def _model_or_skip():
+    from microexpr.landmarks import find_face_model
+
+    try:
+        return find_face_model()
+    except ModelNotFoundError as exc:
+        pytest.skip(f"no face model installed: {exc}")
+
+
+def test_face_from_photo_finds_the_default_faces_anchors_again(tmp_path):
+    _model_or_skip()
+    default = default_face()
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(default.image, cv2.COLOR_RGB2BGR))
+    face = face_from_photo(photo)
+    assert face.name.startswith("astronaut.png (sha1 ") and np.array_equal(face.image, default.image)
+    # the stored anchors were read off the same mesh points once: PNG is lossless, so within a pixel
+    for name in ANCHOR_NAMES:
+        assert np.hypot(*np.subtract(face.anchors[name], default.anchors[name])) < 1.0, name
+    assert face_from_photo(default.image, name="me").name == "me"
+
+
+def test_face_from_photo_explains_what_is_wrong(tmp_path):
+    _model_or_skip()
+    with pytest.raises(ParameterError, match="not found or not an image"):
+        face_from_photo(tmp_path / "missing.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ParameterError, match="not found or not an image"):
+        face_from_photo(tmp_path / "notes.png")
+    with pytest.raises(ParameterError, match="RGB uint8"):
+        face_from_photo(np.zeros((64, 64), np.uint8))
+    with pytest.raises(ParameterError, match="no face found"):
+        face_from_photo(np.full((240, 320, 3), 128, np.uint8))
+
+
+def test_clips_render_from_another_real_face_and_record_it(tmp_path):
+    """A frame of the shared Pexels clip (another person than the default face) as the face."""
+    _model_or_skip()
+    if not PEXELS_CLIP.is_file():
+        pytest.skip(f"shared test clips are absent ({PEXELS_CLIP})")
+    from microexpr.video import open_video
+
+    with open_video(PEXELS_CLIP) as video:
+        photo = next(frame.image for frame in video if frame.t >= 9.6)  # no hand over the face there
+    face = face_from_photo(photo, name="pexels woman")
+    a = face.anchors
+    assert a["eye_outer_left"][0] < a["eye_inner_left"][0] < a["eye_inner_right"][0] < a["eye_outer_right"][0]
+    assert a["nose_tip"][1] < a["lip_upper"][1] < a["lip_lower"][1] < a["chin"][1]
+    spec = ClipSpec(fps=25, duration=2.0, n_micro=1, n_macro=0, n_subtle=0, **QUIET, **SMALL)
+    frames, truth = render_clip(spec, face=face)
+    assert truth.face == "pexels woman" and json.loads(truth.to_json())["face"] == "pexels woman"
+    event = truth.events[0]
+    apex = int(np.argmin(np.abs(np.asarray(truth.frame_times) - event.apex)))
+    before = int(np.argmin(np.abs(np.asarray(truth.frame_times) - (event.onset - 0.1))))
+    moved = np.abs(_gray(frames.frame_at(apex)).astype(int) - _gray(frames.frame_at(before)).astype(int))
+    assert moved.max() > 10  # the expression is drawn on her face
+
+
+def test_benchmark_set_records_its_face_and_is_rewritten_for_another(tmp_path):
+    kwargs = dict(n_clips=1, duration=3.0, seed=3, fps_cycle=(25,), size=(160, 120))
+    (path,) = write_benchmark_set(tmp_path, **kwargs)
+    assert Truth.from_json(path.with_name("clip_000_25fps.truth.json")).face == "skimage astronaut"
+    assert json.loads((tmp_path / "index.json").read_text())["face"] == "skimage astronaut"
+    stamp = path.stat().st_mtime_ns
+    default = default_face()
+    mirrored = {name.replace("left", "@").replace("right", "left").replace("@", "right"):
+                (default.image.shape[1] - 1 - x, y) for name, (x, y) in default.anchors.items()}
+    other = FaceImage(np.ascontiguousarray(default.image[:, ::-1]), mirrored, name="mirrored astronaut")
+    write_benchmark_set(tmp_path, face=other, **kwargs)
+    assert path.stat().st_mtime_ns != stamp
+    assert Truth.from_json(path.with_name("clip_000_25fps.truth.json")).face == "mirrored astronaut"
+
+
 def test_face_image_rejects_bad_input():
     face = default_face()
     with pytest.raises(ParameterError, match="uint8"):
@@ -64,6 +141,8 @@ def test_face_image_rejects_bad_input():
         FaceImage(face.image, anchors)
     with pytest.raises(ParameterError, match="inside"):
         FaceImage(face.image, {**face.anchors, "chin": (900.0, 10.0)})
+    with pytest.raises(ParameterError, match="name must be a string"):
+        FaceImage(face.image, face.anchors, name=3)
 
 
 def test_caller_supplied_face_is_used():
