@@ -299,14 +299,25 @@ def _cmd_live(args: argparse.Namespace) -> int:
 # synth, synth-set
 # ---------------------------------------------------------------------------
 _FACE_HELP = ("render from the largest face in this photo (PNG, JPEG...; frontal, eyes open, mouth "
-              "closed), its points found by the face model; default: scikit-image's astronaut")
+              "closed), or in a video's frame at S seconds (VIDEO@S), its points found by the face "
+              "model; default: scikit-image's astronaut")
 
 
 def _face_from(photo: Path | None):
-    """The FaceImage to render from: ``photo``'s face, or None for the default face."""
+    """The FaceImage to render from: ``photo``'s face (``VIDEO@SECONDS``: that frame's), or
+    None for the default face."""
     from microexpr.synth import face_from_photo
 
-    return None if photo is None else face_from_photo(photo)
+    if photo is None:
+        return None
+    path, at = photo, None
+    head, sep, tail = str(photo).rpartition("@")
+    if sep and head:
+        try:
+            path, at = Path(head), float(tail)
+        except ValueError:
+            pass  # an "@" that is part of the file's name
+    return face_from_photo(path, at=at)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:

@@ -284,8 +284,21 @@ def default_face() -> FaceImage:
     return FaceImage(data.astronaut(), dict(_ASTRONAUT_ANCHORS), name=DEFAULT_FACE_NAME)
 
 
-def face_from_photo(photo: str | Path | np.ndarray, *, model: str | Path | None = None,
-                    name: str | None = None) -> FaceImage:
+def _video_frame(path: Path, at: float) -> tuple[np.ndarray, str]:
+    """The frame of a video shown at ``at`` seconds (the first at or after it), and its label."""
+    from microexpr.video import open_video
+
+    if not (_is_real(at) and math.isfinite(at) and at >= 0):
+        raise ParameterError(f"face_from_photo: at must be a time in seconds >= 0, got {at!r}")
+    with open_video(path) as video:
+        for frame in video:
+            if frame.t >= at - 1e-6:
+                return frame.image, f"{path.name} at {frame.t:.3f} s"
+    raise ParameterError(f"{path}: the video ends before {at:g} s")
+
+
+def face_from_photo(photo: str | Path | np.ndarray, *, at: float | None = None,
+                    model: str | Path | None = None, name: str | None = None) -> FaceImage:
     """Make a :class:`FaceImage` of the largest face in a photo, its anchors found
     by MediaPipe's Face Landmarker, so clips can be rendered from any face.
 
@@ -293,8 +306,11 @@ def face_from_photo(photo: str | Path | np.ndarray, *, model: str | Path | None 
     ----------
     photo : str, Path or np.ndarray
         An image file (anything OpenCV reads: PNG, JPEG, ...) or an RGB uint8
-        array of shape (H, W, 3). A frontal face with a closed mouth and open
-        eyes renders best: expressions are drawn on top of the one it shows.
+        array of shape (H, W, 3); with ``at``, a video file. A frontal face
+        with a closed mouth and open eyes renders best: expressions are drawn
+        on top of the one it shows.
+    at : float, optional
+        Take the video's first frame shown at or after ``at`` seconds.
     model : str or Path, optional
         ``face_landmarker.task``; default :func:`microexpr.landmarks.find_face_model`.
     name : str, optional
@@ -310,7 +326,9 @@ def face_from_photo(photo: str | Path | np.ndarray, *, model: str | Path | None 
     """
     from microexpr.landmarks import FaceLandmarker
 
-    if isinstance(photo, np.ndarray):
+    if at is not None:
+        image, label = _video_frame(Path(photo), at)
+    elif isinstance(photo, np.ndarray):
         image, label = photo, "photo"
     else:
         path = Path(photo)

@@ -337,7 +337,7 @@ def test_synth_with_an_invalid_size_is_a_usage_error(tmp_path):
     assert not (tmp_path / "s.mp4").exists()
 
 
-def test_synth_renders_from_the_face_in_a_photo(tmp_path):
+def test_synth_renders_from_the_face_in_a_photo(tmp_path, clip):
     from microexpr.synth import default_face
 
     photo = tmp_path / "someone.png"
@@ -348,6 +348,11 @@ def test_synth_renders_from_the_face_in_a_photo(tmp_path):
         run = run_cli("synth", out, "--fps", "10", "--duration", "1", "--size", "160x120", "--face", photo)
     assert run.status == 0, run.err
     assert Truth.from_json(tmp_path / "s.truth.json").face.startswith("someone.png (sha1 ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_cli("synth", out, "--duration", "1", "--size", "160x120", "--face", f"{clip}@1.5")
+    assert run.status == 0, run.err
+    assert Truth.from_json(tmp_path / "s.truth.json").face.startswith(f"{clip.name} at 1.5")
 
     (tmp_path / "blank.png").write_bytes(cv2.imencode(".png", np.full((120, 160, 3), 90, np.uint8))[1].tobytes())
     run = run_cli("synth", tmp_path / "t.mp4", "--face", tmp_path / "blank.png")

@@ -98,11 +98,11 @@ def test_clips_render_from_another_real_face_and_record_it(tmp_path):
     _model_or_skip()
     if not PEXELS_CLIP.is_file():
         pytest.skip(f"shared test clips are absent ({PEXELS_CLIP})")
-    from microexpr.video import open_video
-
-    with open_video(PEXELS_CLIP) as video:
-        photo = next(frame.image for frame in video if frame.t >= 9.6)  # no hand over the face there
-    face = face_from_photo(photo, name="pexels woman")
+    face = face_from_photo(PEXELS_CLIP, at=9.6, name="pexels woman")  # no hand over the face there
+    assert face.image.shape == (360, 640, 3)
+    assert face_from_photo(PEXELS_CLIP, at=9.6).name.startswith(f"{PEXELS_CLIP.name} at 9.6")
+    with pytest.raises(ParameterError, match="ends before 99"):
+        face_from_photo(PEXELS_CLIP, at=99.0)
     a = face.anchors
     assert a["eye_outer_left"][0] < a["eye_inner_left"][0] < a["eye_inner_right"][0] < a["eye_outer_right"][0]
     assert a["nose_tip"][1] < a["lip_upper"][1] < a["lip_lower"][1] < a["chin"][1]
