@@ -320,14 +320,24 @@ def _face_from(photo: Path | None):
     return face_from_photo(path, at=at)
 
 
+def _no_face(photo: Path, error: MicroexprError) -> int:
+    """Say why ``--face`` gave no face (unreadable photo or video, no face in it, no face model)."""
+    _err(sys.stderr, f"--face {photo}: {error}")
+    return EXIT_BAD_INPUT
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from microexpr.report import printable
     from microexpr.synth import ClipSpec, write_clip
 
     try:
+        face = _face_from(args.face)
+    except MicroexprError as error:
+        return _no_face(args.face, error)
+    try:
         spec = ClipSpec(fps=args.fps, duration=args.duration, size=args.size, seed=args.seed)
-        truth = write_clip(args.out, spec, face=_face_from(args.face))
-    except (ParameterError, ModelNotFoundError) as error:
+        truth = write_clip(args.out, spec, face=face)
+    except ParameterError as error:
         _err(sys.stderr, str(error))
         return EXIT_USAGE
     except (VideoError, OSError) as error:
@@ -349,9 +359,13 @@ def _cmd_synth_set(args: argparse.Namespace) -> int:
     from microexpr.synth import write_benchmark_set
 
     try:
+        face = _face_from(args.face)
+    except MicroexprError as error:
+        return _no_face(args.face, error)
+    try:
         paths = write_benchmark_set(args.out, n_clips=args.clips, duration=args.duration, seed=args.seed,
-                                    face=_face_from(args.face))
-    except (ParameterError, ModelNotFoundError) as error:
+                                    face=face)
+    except ParameterError as error:
         _err(sys.stderr, str(error))
         return EXIT_USAGE
     except (VideoError, OSError) as error:

@@ -356,9 +356,11 @@ def test_synth_renders_from_the_face_in_a_photo(tmp_path, clip):
 
     (tmp_path / "blank.png").write_bytes(cv2.imencode(".png", np.full((120, 160, 3), 90, np.uint8))[1].tobytes())
     run = run_cli("synth", tmp_path / "t.mp4", "--face", tmp_path / "blank.png")
-    assert run.status == 2 and "no face found in blank.png" in run.err and "Traceback" not in run.err
+    assert run.status == 1 and "no face found in blank.png" in run.err and "Traceback" not in run.err
     run = run_cli("synth-set", tmp_path / "set", "--clips", "1", "--face", tmp_path / "nowhere.jpg")
-    assert run.status == 2 and "nowhere.jpg: not found" in run.err
+    assert run.status == 1 and "nowhere.jpg: not found" in run.err
+    run = run_cli("synth", tmp_path / "t.mp4", "--face", f"{clip}@99")
+    assert run.status == 1 and "ends before 99 s" in run.err
     assert not (tmp_path / "t.mp4").exists()
 
 
