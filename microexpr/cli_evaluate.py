@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from microexpr.errors import MicroexprError
-from microexpr.evaluate import evaluate_paths, truth_groups
+from microexpr.evaluate import evaluate_paths, group_table, truth_groups
 
 __all__ = ["build_parser", "main"]
 
@@ -56,13 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     print(evaluation.summary())
     result = evaluation.to_dict()
     if groups:
+        parts = evaluation.grouped(groups)
         print(f"\nby {', '.join(keys)}:")
-        print(evaluation.group_summary(groups))
+        print(group_table(parts))
         result["groups"] = {}
-        for label, videos in groups.items():
-            part = evaluation.subset(videos).to_dict()
-            del part["per_video"]  # already in the whole evaluation's
-            result["groups"][label] = {"videos": videos, **part}
+        for label, part in parts.items():
+            scores = part.to_dict()
+            del scores["per_video"]  # already in the whole evaluation's
+            result["groups"][label] = {"videos": groups[label], **scores}
     if args.json_out is not None:
         try:
             args.json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -64,6 +64,7 @@ __all__ = [
     "evaluate_videos",
     "evaluate_paths",
     "truth_groups",
+    "group_table",
     "load_json",
 ]
 
@@ -300,22 +301,9 @@ class Evaluation:
             raise ParameterError(f"no such video in this evaluation: {unknown}")
         return _pooled({name: v for name, v in self.per_video.items() if name in wanted})
 
-    def group_summary(self, groups: Mapping[str, Sequence[str]]) -> str:
-        """One line of pooled scores per group of videos (label -> video stems, as
-        :func:`truth_groups` gives), F1 with TP/FP/FN in brackets."""
-        def cell(s: Scores) -> str:
-            return f"{s.f1:.3f} ({s.tp}/{s.fp}/{s.fn})"
-
-        width = max([len(label) for label in groups] + [5])
-        lines = [f"{'group':{width}s} {'videos':>6s}  {'micro F1':18s} {'macro F1':18s} {'overall F1':18s} "
-                 f"{'blinks as micro':>15s} {'emotion':>8s}"]
-        for label, videos in groups.items():
-            part = self.subset(videos)
-            blinks = f"{part.n_blinks_as_micro}/{part.n_blinks}"
-            emotion = "n/a" if part.emotion_accuracy is None else f"{part.emotion_accuracy:.3f}"
-            lines.append(f"{label:{width}s} {len(videos):6d}  {cell(part.micro):18s} {cell(part.macro):18s} "
-                         f"{cell(part.overall):18s} {blinks:>15s} {emotion:>8s}")
-        return "\n".join(lines)
+    def grouped(self, groups: Mapping[str, Sequence[str]]) -> dict[str, Evaluation]:
+        """Each group of videos (label -> video stems, as :func:`truth_groups` gives) scored alone."""
+        return {label: self.subset(videos) for label, videos in groups.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -759,6 +747,22 @@ def _prediction_files(path: Path) -> dict[str, Path]:
 
 def _truth_stem(file: Path, doc: _Document) -> str:
     return _video_stem(doc.video) if doc.video else _strip_suffix(file.name, _TRUTH_SUFFIX)
+
+
+def group_table(parts: Mapping[str, Evaluation]) -> str:
+    """One line of pooled scores per group (:meth:`Evaluation.grouped`), F1 with TP/FP/FN in brackets."""
+    def cell(s: Scores) -> str:
+        return f"{s.f1:.3f} ({s.tp}/{s.fp}/{s.fn})"
+
+    width = max([len(label) for label in parts] + [5])
+    lines = [f"{'group':{width}s} {'videos':>6s}  {'micro F1':18s} {'macro F1':18s} {'overall F1':18s} "
+             f"{'blinks as micro':>15s} {'emotion':>8s}"]
+    for label, part in parts.items():
+        blinks = f"{part.n_blinks_as_micro}/{part.n_blinks}"
+        emotion = "n/a" if part.emotion_accuracy is None else f"{part.emotion_accuracy:.3f}"
+        lines.append(f"{label:{width}s} {len(part.per_video):6d}  {cell(part.micro):18s} {cell(part.macro):18s} "
+                     f"{cell(part.overall):18s} {blinks:>15s} {emotion:>8s}")
+    return "\n".join(lines)
 
 
 def _field_value(data: Mapping[str, Any], key: str) -> Any:

@@ -36,8 +36,8 @@ Times are seconds (real presentation times); frames are 0-based, inclusive.
 from __future__ import annotations
 
 import dataclasses
-import json
 import hashlib
+import json
 import math
 import numbers
 import warnings
@@ -227,13 +227,15 @@ class FaceImage:
     anchors : dict of str to (float, float)
         Pixel ``(x, y)`` of every name in ``ANCHOR_NAMES`` (``left`` / ``right``
         as seen in the image).
-    name : str
-        Says which face this is; clips rendered from it record it in their truth.
+    name : str, optional
+        Says which face this is; clips rendered from it record it in their truth,
+        and a benchmark set reuses a clip only for the same name. Default
+        ``"unnamed (sha1 ...)"``, with the pixels' fingerprint.
     """
 
     image: np.ndarray
     anchors: dict[str, tuple[float, float]]
-    name: str = "unnamed"
+    name: str | None = None
 
     def __post_init__(self) -> None:
         image = self.image
@@ -263,8 +265,15 @@ class FaceImage:
             clean[name] = (x, y)
         object.__setattr__(self, "anchors", clean)
         object.__setattr__(self, "image", np.ascontiguousarray(image))
-        if not isinstance(self.name, str):
+        if self.name is None:
+            object.__setattr__(self, "name", _fingerprinted("unnamed", self.image))
+        elif not isinstance(self.name, str):
             raise ParameterError(f"FaceImage.name must be a string, got {type(self.name).__name__}")
+
+
+def _fingerprinted(label: str, image: np.ndarray) -> str:
+    """``label`` with the first 8 hex digits of the image's SHA-1: tells two photos of one name apart."""
+    return f"{label} (sha1 {hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:8]})"
 
 
 def default_face() -> FaceImage:
@@ -346,19 +355,12 @@ def face_from_photo(photo: str | Path | np.ndarray, *, at: float | None = None,
         landmarker.close()
     if not faces:
         raise ParameterError(f"face_from_photo: no face found in {label}")
-
-    def eye_distance(points: np.ndarray) -> float:
-        return float(np.linalg.norm(points[list(_MESH_ANCHORS["eye_outer_left"])].mean(axis=0)
-                                    - points[list(_MESH_ANCHORS["eye_outer_right"])].mean(axis=0)))
-
-    points = max((np.asarray(face.points, dtype=np.float64) for face in faces), key=eye_distance)
+    points = np.asarray(max(faces, key=lambda face: face.size).points, dtype=np.float64)
     height, width = image.shape[:2]
     anchors = {anchor: tuple(float(v) for v in np.clip(points[list(indices)].mean(axis=0),
                                                         0, [width - 1, height - 1]))
                for anchor, indices in _MESH_ANCHORS.items()}
-    if name is None:
-        name = f"{label} (sha1 {hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:8]})"
-    return FaceImage(image, anchors, name=name)
+    return FaceImage(image, anchors, name=_fingerprinted(label, image) if name is None else name)
 
 
 # ---------------------------------------------------------------------------

@@ -145,6 +145,15 @@ def test_face_image_rejects_bad_input():
         FaceImage(face.image, face.anchors, name=3)
 
 
+def test_unnamed_faces_are_told_apart_by_their_pixels():
+    face = default_face()
+    unnamed = FaceImage(face.image, face.anchors)
+    assert unnamed.name.startswith("unnamed (sha1 ")
+    assert FaceImage(face.image.copy(), face.anchors).name == unnamed.name
+    darker = FaceImage(face.image // 2, face.anchors)
+    assert darker.name != unnamed.name  # a set made from one is not reused for the other
+
+
 def test_caller_supplied_face_is_used():
     face = default_face()
     flipped = FaceImage(
