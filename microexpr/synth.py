@@ -336,6 +336,8 @@ def face_from_photo(photo: str | Path | np.ndarray, *, at: float | None = None,
     from microexpr.landmarks import FaceLandmarker
 
     if at is not None:
+        if isinstance(photo, np.ndarray):
+            raise ParameterError("face_from_photo: at picks a frame of a video file; an array is one image already")
         image, label = _video_frame(Path(photo), at)
     elif isinstance(photo, np.ndarray):
         image, label = photo, "photo"

@@ -145,6 +145,11 @@ def test_face_image_rejects_bad_input():
         FaceImage(face.image, face.anchors, name=3)
 
 
+def test_a_frame_time_needs_a_video_not_an_array():
+    with pytest.raises(ParameterError, match="at picks a frame of a video file"):
+        face_from_photo(default_face().image, at=1.0)
+
+
 def test_unnamed_faces_are_told_apart_by_their_pixels():
     face = default_face()
     unnamed = FaceImage(face.image, face.anchors)
