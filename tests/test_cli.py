@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,7 +275,16 @@ def test_live_from_a_file_prints_events_and_a_summary(clip, tmp_path):
     assert not any("stopped delivering" in message for message in data["warnings"])
 
 
-def test_live_stops_after_the_given_seconds(clip, tmp_path):
+def test_live_stops_after_the_given_seconds(clip, tmp_path, monkeypatch):
+    from microexpr.pipeline import Analyzer
+
+    push = Analyzer.push
+
+    def slow_push(self, frame, t, **kw):
+        time.sleep(0.02)  # 60 frames take 1.2 s on any machine: the 0.5 s stop must cut them
+        return push(self, frame, t, **kw)
+
+    monkeypatch.setattr(Analyzer, "push", slow_push)
     run = run_cli("live", "--source", clip, "--no-window", "--seconds", "0.5", "--out", tmp_path)
     assert run.status == 0, run.err
     times = json.loads((tmp_path / "events.json").read_text())["frame_times"]
