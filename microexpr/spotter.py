@@ -77,6 +77,7 @@ _LOWER_FACE = np.isin(_GROUP_OF, [GROUP_NAMES.index(g) for g in ("nose", "mouth"
 # Speech's first syllable or two move the mouth before their swings are fast
 # enough to count: the spell reaches back this far for the mouth regions.
 SPEECH_LEAD = 0.3
+_JOLT_GROUPS = {"chin", "nose"}
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,11 @@ class SpotterConfig:
     flash_peak: float = 1.0
     flash_blink_margin: float = 0.15
     flash_speech_margin: float = 1.0
+    # A blink bends the landmark mesh and so the alignment, for a while after
+    # the lids are up: the chin and nose, farthest from the eyes' alignment
+    # points, jolt most. A brief movement of only those that begins within
+    # blink_jolt s of a blink cannot be told from that jolt.
+    blink_jolt: float = 0.3
 
     @classmethod
     def for_mode(cls, mode: str, **overrides) -> "SpotterConfig":
@@ -875,13 +881,18 @@ class TrackSpotter:
 
         The vectors of consecutive comparisons add up (their shared frame
         cancels), so their sum is the motion from the last reference to
-        ``record``. Stops at the last event's offset or at a frame never checked.
+        ``record``. Stops at the last event's offset, at a frame never checked,
+        and at the end of a speech spell that is over: the mouth's posture
+        mid-syllable would stay in the sum (as the idle check's anchor avoids).
         """
+        not_before = self._last_offset
+        if self.speech.spoke_until() < record.t:
+            not_before = max(not_before, self.speech.spoke_until())
         chain = []
         cur = record
         while record.t - cur.t < lag - 0.5 * self.config.detect_lag:
             link = self._links.get(cur.index)
-            if link is None or link[0].t < self._last_offset:
+            if link is None or link[0].t < not_before:
                 break
             chain.append(link)
             cur = link[0]
@@ -1681,6 +1692,10 @@ class TrackSpotter:
         if kind == "micro" and self._head_moved(onset_t - cfg.head_still_window,
                                                 offset_t + cfg.head_still_window) > cfg.head_still:
             log.debug("drop micro %.2f-%.2f: the head moved", onset_t, offset_t)
+            return None
+        if kind == "micro" and set(groups) <= _JOLT_GROUPS and \
+                self.blinks.overlaps(onset_t, onset_t, margin=cfg.blink_jolt):
+            log.debug("drop micro %.2f-%.2f: the chin's jolt after a blink", onset_t, offset_t)
             return None
         confidence = max(0.0, float(1.0 - math.exp(-(peak - cfg.min_peak) / 2.0)))
         return Event(onset=onset_t, apex=apex_t, offset=offset_t, kind=kind,

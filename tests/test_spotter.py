@@ -689,3 +689,38 @@ def test_shift_that_stays_holds_no_flash(fps, seconds):
     # A step (0.1 s) or a drift (2 s) of 2.4 px: far from the frames before
     # it and from those after, but not back where it started.
     assert run(8.0, [(CHIN_DOWN, lambda t: ramp(t, 3.0, 3.0 + seconds, 2.4))], fps=fps) == []
+
+
+CHIN_RAISE = {"chin": (0.0, -1.8)}
+
+
+@pytest.mark.parametrize("fps", [25.0, 200.0])
+def test_chin_alone_jolting_after_a_blink_is_not_an_expression(fps):
+    # A blink bends the landmark mesh and so the alignment: the chin, farthest
+    # from the eyes, jolts for a moment after the lids are up (the Pexels
+    # face's chin-only micro false positives). Away from a blink the same
+    # movement is an expression.
+    jolt = lambda t: raised_cosine(t, 3.35, 3.45, 3.6)
+    lids = lambda t: blink(t, 3.0, 3.25)
+    after_blink = run(6.0, [(LIDS_CLOSING, lids), (CHIN_RAISE, jolt)], fps=fps,
+                      aperture=lambda t: 0.3 * (1.0 - 0.8 * lids(t)))
+    assert after_blink == [], after_blink
+    alone = run(6.0, [(CHIN_RAISE, jolt)], fps=fps)
+    assert any(e.kind == "micro" and overlap(e, 3.35, 3.6) >= 0.5 for e in alone), alone
+
+
+def test_idle_checks_do_not_chain_back_into_a_finished_speech_spell():
+    # Summed back over a second, the idle checks would reach a frame
+    # mid-syllable: against it the mouth's posture reads as a slow rise that
+    # never comes back, and that candidate swallowed the brow flash after it
+    # (held-out clip_005_30fps at 12.9 s). The idle check's own anchor
+    # already stays out of a finished spell.
+    spotter = TrackSpotter(0, IOD, lambda ref, cur: np.zeros((len(REGION_NAMES), 2)), SpotterConfig())
+    crop = np.zeros((4, 4), np.uint8)
+    records = [FrameRecord(t=0.1 * i, index=i, crop=crop, points=np.zeros((1, 2))) for i in range(60)]
+    for i in range(3, 51):
+        spotter._link(records[i], records[i - 3], np.zeros((len(REGION_NAMES), 2)))
+    now = records[50]
+    assert min(ref.t for ref, _ in spotter._chain(now, 1.0)) < 4.3
+    spotter.speech.spells.append([3.0, 4.3])
+    assert min(ref.t for ref, _ in spotter._chain(now, 1.0)) >= 4.3 + spotter.speech.hangover
