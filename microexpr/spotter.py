@@ -111,8 +111,10 @@ class SpotterConfig:
     # projection is above micro_edge_fraction of its apex (see _tighten_to_profile).
     micro_edge_fraction: float = 0.2
     # Compression keeps part of a brief deformation for a while (blocks
-    # left uncoded): a fall that stops under half the apex (the next
-    # micro_tail_span s drop less than micro_tail_drop of it) ends there.
+    # left uncoded): a fall that stops under micro_tail_level of the apex
+    # (the next micro_tail_span s drop less than micro_tail_drop of it)
+    # ends there.
+    micro_tail_level: float = 0.6
     micro_tail_span: float = 0.04
     micro_tail_drop: float = 0.05
     # The first frame over micro_edge_fraction comes about this long after a
@@ -1511,10 +1513,10 @@ class TrackSpotter:
         return first, end
 
     def _tail_from(self, profile: np.ndarray, times: np.ndarray, i: int, top: float) -> bool:
-        """Whether the fall has stopped at frame ``i``, under half the apex: the
-        next ``micro_tail_span`` s drop less than ``micro_tail_drop`` of it."""
+        """Whether the fall has stopped at frame ``i``, under ``micro_tail_level`` of
+        the apex: the next ``micro_tail_span`` s drop less than ``micro_tail_drop`` of it."""
         cfg = self.config
-        if profile[i] >= 0.5 * top:
+        if profile[i] >= cfg.micro_tail_level * top:
             return False
         stop = int(np.searchsorted(times, times[i] + cfg.micro_tail_span + 1e-9, side="right"))
         ahead = profile[i + 1: stop]
@@ -1550,7 +1552,8 @@ class TrackSpotter:
         comes back above it, the expression was over there: the activity
         left (other regions drifting, a nod, or a codec still holding part
         of the displacement, which stretched micro-expressions' offsets) is
-        not part of it.
+        not part of it. A fall that stalls on the way (:meth:`_tail_from`)
+        ended at the stall: the codec's residue fades later, and slowly.
         """
         cfg = self.config
         profile = self._own_profile(cand, apex_i, end_index)
@@ -1569,6 +1572,11 @@ class TrackSpotter:
         end = int(np.searchsorted(times, 2.0 * times[half] - times[0]))
         if gone.size:
             end = min(end, half + int(gone[0]))
+        # A fall that stalled (compression holding part of it) ended at the stall.
+        stall = next((i for i in range(min(end, len(times) - 1) + 1)
+                      if self._tail_from(profile, times, i, 1.0)), None)
+        if stall is not None:
+            end = min(end, stall)
         end = min(end, len(times) - 1)
         log.debug("brief release at %.2f (held open to %.2f)", times[end], cand.times[end_index])
         return apex_i + end
