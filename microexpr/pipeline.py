@@ -234,14 +234,19 @@ class _Track:
         a = np.ascontiguousarray(crop_prev[y0:y1, x0:x1])
         b = np.ascontiguousarray(crop[y0:y1, x0:x1])
         start = time.perf_counter()
-        flow = dense_flow(a, b, preset="fast")
+        # Both directions: forward flow alone reads lips closing slower than
+        # they open (synthetic speech on a pressed-lip face: +0.09 / -0.03
+        # IOD/s, p90 / p10), too slow for a swing; the mean reads both alike.
+        forward = dense_flow(a, b, preset="fast")
+        backward = dense_flow(b, a, preset="fast")
         seconds = time.perf_counter() - start
         self.kernel_seconds += seconds
         if self.analyzer.stage_times is not None:
             self.analyzer.stage_times.add("flow", seconds)
         split = int(round(upper[:, 1].max() - y0))
-        split = min(max(split, 2), flow.shape[0] - 2)
-        opening = float(flow[split:, :, 1].mean() - flow[:split, :, 1].mean())
+        split = min(max(split, 2), forward.shape[0] - 2)
+        opening = 0.5 * float(forward[split:, :, 1].mean() - forward[:split, :, 1].mean()
+                              - backward[split:, :, 1].mean() + backward[:split, :, 1].mean())
         return opening / iod / (t - t_prev)
 
     def align(self, grey: np.ndarray, face: FaceLandmarks, *,

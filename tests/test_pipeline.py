@@ -344,3 +344,19 @@ def test_crop_follows_the_head_not_the_eye_corners_during_a_blink():
             shifted[corner] += (0.0, 2.0)
     open_pose, moved_pose = poses(shifted)
     assert np.abs(moved_pose - open_pose).max() > 0.3
+
+
+def test_mouth_opening_velocity_reads_opening_and_closing_alike(tmp_path):
+    # Synthetic speech opens and closes the mouth on a raised cosine, so its
+    # fastest opening and closing are equally fast. Forward flow alone read
+    # the closing 0.64x the opening here (0.14 / -0.09 IOD/s), and a pressed-lip
+    # face's closings fell under the speech detector's swing level.
+    path = tmp_path / "speech.mp4"
+    truth = write_clip(path, _quiet(fps=30, duration=8.0, seed=5, speech=True)).to_dict()
+    (start, end), = [(n["start"], n["end"]) for n in truth["nuisances"] if n["type"] == "speech"]
+    result = analyze(path)
+    speed = np.array([f["mouth_opening_velocity"] for f in result.frames
+                      if start <= f["t"] <= end and f["mouth_opening_velocity"] is not None])
+    opening, closing = np.percentile(speed, 90), -np.percentile(speed, 10)
+    assert opening > 0.05 and closing > 0.05, (opening, closing)
+    assert 0.8 < closing / opening < 1.25, (opening, closing)
