@@ -78,6 +78,27 @@ _LOWER_FACE = np.isin(_GROUP_OF, [GROUP_NAMES.index(g) for g in ("nose", "mouth"
 # enough to count: the spell reaches back this far for the mouth regions.
 SPEECH_LEAD = 0.3
 _JOLT_GROUPS = {"chin", "nose"}
+# Mirrored left/right regions: most expressions move both sides alike.
+_PAIRED = [name[: -len("_right")] for name in REGION_NAMES if name.endswith("_right")]
+_RIGHT = np.array([REGION_NAMES.index(f"{name}_right") for name in _PAIRED])
+_LEFT = np.array([REGION_NAMES.index(f"{name}_left") for name in _PAIRED])
+
+
+def _magnitudes(vectors: np.ndarray) -> np.ndarray:
+    """Each region's displacement magnitude, shape ``vectors.shape[:-1]``.
+
+    A region of a left/right pair takes the pair's mirrored mean instead
+    where that is larger, times sqrt(2) so that independent noise keeps the
+    single region's scale: a symmetric movement then reads sqrt(2) times
+    its size, a one-sided one as before. Thresholds come from these
+    magnitudes too (the maximum raises a paired region's noise level).
+    """
+    mag = np.hypot(vectors[..., 0], vectors[..., 1])
+    mirrored = np.hypot(vectors[..., _RIGHT, 0] - vectors[..., _LEFT, 0],
+                        vectors[..., _RIGHT, 1] + vectors[..., _LEFT, 1]) * (0.5 * math.sqrt(2.0))
+    mag[..., _RIGHT] = np.maximum(mag[..., _RIGHT], mirrored)
+    mag[..., _LEFT] = np.maximum(mag[..., _LEFT], mirrored)
+    return mag
 
 
 @dataclass(frozen=True)
@@ -770,12 +791,12 @@ class TrackSpotter:
             self._last_check = t
             vec = self._vectors(ref, record)
             self._link(record, ref, vec)
-            mag = np.hypot(vec[:, 0], vec[:, 1])
+            mag = _magnitudes(vec)
             thr = self._thresholds(head=self._head_motion(ref, record))
             ratio = self._ratios(mag, thr)
             ratio[REFERENCE_REGION] = 0.0
             self._mask_nuisances(ratio, t, speaking, ref.eyes_closing or record.eyes_closing)
-            self._record_signals(mag, ratio, 0.0)
+            self._record_signals(vec, ratio, 0.0)
             warm = t - self._start_t >= cfg.warmup
             if warm and np.nanmax(ratio) > 1.0 and self._releases_parked(vec):
                 pass  # a parked expression returning to neutral: its own offset, not a new start
@@ -807,7 +828,7 @@ class TrackSpotter:
             if cand.filling:
                 ratio, _ = self._activity(vec, t, speaking, record.eyes_closing or cand.anchor.eyes_closing,
                                           age=t - cand.anchor.t)
-                self._record_signals(np.hypot(vec[:, 0], vec[:, 1]), ratio, 1.0)
+                self._record_signals(vec, ratio, 1.0)
                 return []
             return self._replay(t)
         return self._continue(record, speaking)
@@ -974,7 +995,9 @@ class TrackSpotter:
         if speaking:
             ratio[_MOUTH] = 0.0
 
-    def _record_signals(self, mag: np.ndarray, ratio: np.ndarray, state: float) -> None:
+    def _record_signals(self, vec: np.ndarray, ratio: np.ndarray, state: float) -> None:
+        """The per-frame table's row: each region's own displacement (not its pair's)."""
+        mag = np.hypot(vec[:, 0], vec[:, 1])
         signals = {"state": state, "activity": float(np.nanmax(ratio)) if ratio.size else 0.0,
                    "speech_energy": self.speech.energy, "speech_swings": float(self.speech.swings)}
         for name, m in zip(REGION_NAMES, mag):
@@ -1000,7 +1023,7 @@ class TrackSpotter:
         cand.vectors.append(vec)
         cand.records.append(record)
         if log.isEnabledFor(logging.DEBUG):
-            ratio = np.hypot(vec[:, 0], vec[:, 1]) / self._thresholds()
+            ratio = _magnitudes(vec) / self._thresholds()
             top = np.argsort(ratio)[::-1][:3]
             log.debug("start at %.2f (anchor %.2f): %s", t, anchor.t,
                       ", ".join(f"{REGION_NAMES[i]}={ratio[i]:.2f}" for i in top))
@@ -1081,7 +1104,7 @@ class TrackSpotter:
 
     def _activity(self, vec: np.ndarray, t: float, speaking: bool, eyes_closing: bool = False,
                   age: float | None = None, head: float = 0.0) -> tuple[np.ndarray, float]:
-        mag = np.hypot(vec[:, 0], vec[:, 1])
+        mag = _magnitudes(vec)
         ratio = self._ratios(mag, self._thresholds(age, head))
         ratio[REFERENCE_REGION] = 0.0
         self._mask_nuisances(ratio, t, speaking, eyes_closing)
@@ -1099,7 +1122,7 @@ class TrackSpotter:
         cand.records.append(record)
         ratio, act = self._activity(vec, t, speaking, record.eyes_closing or cand.anchor.eyes_closing,
                                     age=t - cand.anchor.t)
-        self._record_signals(np.hypot(vec[:, 0], vec[:, 1]), ratio, 1.0)
+        self._record_signals(vec, ratio, 1.0)
         cand.acts.append(act)
         acts = cand.acts
         if record.eyes_closing and not cand.blinked:
@@ -1291,8 +1314,6 @@ class TrackSpotter:
         if cand.parked_at is not None:
             until = min(until, cand.parked_at)  # later motion is the newer candidate's
         count = len(cand.times)
-        while count and cand.times[count - 1] > until:
-            count -= 1
         if count < 3 or any(v is None for v in cand.vectors[:count]):
             return []
         times = np.array([cand.anchor.t] + cand.times[:count])
@@ -1313,7 +1334,9 @@ class TrackSpotter:
             before = np.searchsorted(times, times - half, side="right") - 1
             after = np.searchsorted(times, times + half, side="left")
             # Not before the noise level was known (the warm-up).
-            at = index[(before >= 0) & (after < len(times)) & (times[np.maximum(before, 0)] >= warm)]
+            # A flash before ``until``; the frame after it may lie past that.
+            at = index[(before >= 0) & (after < len(times)) & (times[np.maximum(before, 0)] >= warm)
+                       & (times <= until)]
             if at.size == 0:
                 continue
             a, b = before[at], after[at]
@@ -1624,14 +1647,15 @@ class TrackSpotter:
             return None
 
         vectors = np.stack(cand.vectors[: end_index + 1])
-        mags = np.hypot(vectors[..., 0], vectors[..., 1])
+        mags = _magnitudes(vectors)
         thr = self._thresholds(age=apex_t - cand.anchor.t)
         # The regions that moved in the event, not before it: a blink bridged
         # over before the onset (_across_blinks) would otherwise name the eyes.
         own = slice(onset_i, own_frames)
         region_peak = np.nanmax(mags[own], axis=0) / thr
         region_peak[REFERENCE_REGION] = 0.0
-        blinking = self.blinks.overlaps(onset_t, offset_t)
+        # From the anchor: one just after a blink holds the lids' last motion.
+        blinking = self.blinks.overlaps(min(onset_t, cand.anchor.t), offset_t)
         if blinking:
             # The lids' own motion is the blink's, and it bleeds into the brow
             # regions above: brows must stand out against it, the regions
@@ -1710,5 +1734,5 @@ class TrackSpotter:
                      subtle=len(groups) == 1, regions=groups, aus=aus, emotion=emotion,
                      confidence=confidence, track_id=self.track_id,
                      emotion_confidence=float(emotion_conf),
-                     peak=float(np.nanmax(mags[apex_i][np.arange(N_REGIONS) != REFERENCE_REGION])),
+                     peak=float(np.nanmax(np.hypot(*vectors[apex_i, _NOT_REFERENCE].T))),
                      detected_at=now)

@@ -5,6 +5,8 @@ difference of a known displacement field between two frames (plus a little
 deterministic noise), so every rule is checked without flow or video.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -167,8 +169,9 @@ def test_faint_macro_expression_reaches_out_to_its_onset_and_offset(fps):
 def test_macro_length_movement_barely_over_the_noise_is_not_reported(fps):
     # Over seconds, drift and lighting cross a threshold more easily than in
     # a brief flash: a macro-length movement must peak at macro_min_peak
-    # times it (the faint smile above, at 0.4, does; this one, at 0.3, not).
-    fainter_smile = {name: tuple(0.3 * v for v in vec) for name, vec in SMILE.items()}
+    # times it (the faint smile above, at 0.4, does; this one, at 0.2, not:
+    # both corners move alike, which reads sqrt(2) times one corner's noise).
+    fainter_smile = {name: tuple(0.2 * v for v in vec) for name, vec in SMILE.items()}
     assert run(9.0, [(fainter_smile, lambda t: raised_cosine(t, 2.0, 3.2, 5.0))], fps=fps) == []
 
 
@@ -419,7 +422,9 @@ def test_one_comparison_per_frame_and_the_back_fill_spread_over_the_next_frames(
     # At most the idle check and the comparison with the anchor, where one starts.
     assert max(per_frame) == 2, per_frame
     assert max(backfill) == config.backfill_per_frame, backfill
-    assert sum(n > 0 for n in backfill) >= 8  # two back-fills, spread
+    # Two back-fills, each spread over frames.
+    spells = [len(list(run)) for busy, run in itertools.groupby(n > 0 for n in backfill) if busy]
+    assert len(spells) == 2 and min(spells) >= 2, backfill
     assert sum(backfill) <= 2 * (2 + FPS * config.anchor_lag)
     # Events carry the time of the frame that returned them, not of a replayed one.
     assert [e.detected_at for e in events] == returned_at
