@@ -1343,8 +1343,8 @@ class TrackSpotter:
             here = vectors[at]
             # Moved from both frames, less half of what stayed moved between
             # them: a flash keeps its height, a drift or a step nets zero.
-            moved = np.minimum(np.linalg.norm(here - vectors[a], axis=2), np.linalg.norm(here - vectors[b], axis=2))
-            moved = moved - 0.5 * np.linalg.norm(vectors[b] - vectors[a], axis=2)
+            moved = np.minimum(_magnitudes(here - vectors[a]), _magnitudes(here - vectors[b]))
+            moved = moved - 0.5 * _magnitudes(vectors[b] - vectors[a])
             ratio = np.nan_to_num(self._ratios(moved, thr))
             # A blink moves the brows too: a second look leaves it all out.
             ratio[np.ix_((blinks_so_far[b + 1] - blinks_so_far[a]) > 0, _EYES_AND_BROWS)] = 0.0
@@ -1654,8 +1654,9 @@ class TrackSpotter:
         own = slice(onset_i, own_frames)
         region_peak = np.nanmax(mags[own], axis=0) / thr
         region_peak[REFERENCE_REGION] = 0.0
-        # From the anchor: one just after a blink holds the lids' last motion.
-        blinking = self.blinks.overlaps(min(onset_t, cand.anchor.t), offset_t)
+        # Displacements are against the anchor: one just after a blink holds
+        # the lids' last motion.
+        blinking = self.blinks.overlaps(cand.anchor.t, offset_t)
         if blinking:
             # The lids' own motion is the blink's, and it bleeds into the brow
             # regions above: brows must stand out against it, the regions
